@@ -1,0 +1,86 @@
+"""Network architectures for pinnrun: MLP, Modified MLP and PirateNet.
+
+Every model works on ONE input point: ``model.apply(params, z[input_dim]) -> [output_dim]``;
+the trainer vmaps it over points and differentiates it w.r.t. ``z`` (jvp / jet).
+Params are plain nested dicts of arrays.
+
+cfg keys (plain mapping) and defaults:
+  name        "mlp" | "modified_mlp" | "pirate"             (default "mlp")
+  width       int > 0                                        (default 128)
+  depth       int > 0, hidden layers (mlp, modified_mlp)     (default 4)
+  num_blocks  int > 0, PirateNet blocks (falls back to depth; default 3)
+  activation  "tanh" | "sin" | "swish" | "gelu"              (default "tanh")
+  fourier     None | {"scale": float (1.0), "dim": int}      (default None; dim defaults to width//2)
+  periodic    bool                                           (default False)
+  rwf         None | {"mean": float (1.0), "std": float (0.1)} (default None)
+  pi_init     bool, pirate only (read by the trainer)        (default False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax.numpy as jnp
+
+from .embeddings import Embedding, check_periodic_axes, parse_fourier
+from .layers import ACTIVATIONS, Model, Params, dense_apply, dense_init, dense_kernel, get_activation, parse_rwf, positive_int
+from .mlp import build_mlp, build_modified_mlp
+
+ARCHITECTURES: tuple[str, ...] = ("mlp", "modified_mlp", "pirate")
+
+__all__ = [
+    "ACTIVATIONS",
+    "ARCHITECTURES",
+    "Model",
+    "Params",
+    "build_model",
+    "dense_apply",
+    "dense_init",
+    "dense_kernel",
+]
+
+
+def build_model(
+    cfg: Mapping[str, Any],
+    *,
+    input_dim: int,
+    output_dim: int,
+    periodic_axes: Mapping[int, float] | None = None,
+    dtype=jnp.float32,
+) -> Model:
+    """Build a single-point ``Model`` from a model config mapping (see module docstring)."""
+    name = cfg.get("name", "mlp")
+    if name not in ARCHITECTURES:
+        raise ValueError(f"model.name must be one of {list(ARCHITECTURES)}, got {name!r}")
+    if isinstance(input_dim, bool) or int(input_dim) <= 0:
+        raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
+    if isinstance(output_dim, bool) or int(output_dim) <= 0:
+        raise ValueError(f"output_dim must be a positive integer, got {output_dim!r}")
+    input_dim, output_dim = int(input_dim), int(output_dim)
+
+    act = get_activation(cfg.get("activation", "tanh"))
+    width = positive_int(cfg, "width", 128)
+    rwf = parse_rwf(cfg.get("rwf"))
+    axes = check_periodic_axes(periodic_axes, input_dim) if cfg.get("periodic", False) else {}
+
+    if name == "pirate":
+        from .pirate import build_pirate
+
+        blocks_key = "num_blocks" if cfg.get("num_blocks") is not None else "depth"
+        num_blocks = positive_int(cfg, blocks_key, 3)
+        fourier = parse_fourier(cfg.get("fourier"), default_dim=max(width // 2, 1))
+        embedding = Embedding(input_dim, axes, fourier)
+        return build_pirate(
+            input_dim=input_dim, output_dim=output_dim, width=width, num_blocks=num_blocks,
+            act=act, embedding=embedding, rwf=rwf, dtype=dtype,
+        )
+
+    depth = positive_int(cfg, "depth", 4)
+    fourier = parse_fourier(cfg.get("fourier"), default_dim=max(width // 2, 1))
+    embedding = Embedding(input_dim, axes, fourier)
+    builder = build_mlp if name == "mlp" else build_modified_mlp
+    return builder(
+        input_dim=input_dim, output_dim=output_dim, width=width, depth=depth,
+        act=act, embedding=embedding, rwf=rwf, dtype=dtype,
+    )

@@ -1,0 +1,168 @@
+"""Validation of the composed config: bad input becomes one clear line before anything compiles.
+
+Each check names the dotted key, the allowed values and what it got. ``validate(cfg)`` raises
+``ConfigError``; the CLI prints its message and exits with status 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+PRECISIONS = ("float32", "float64")
+MATMUL_PRECISIONS = ("highest", "high", "default")
+PROGRESS_MODES = ("auto", "bar", "lines", "none")
+WEIGHTINGS = ("fixed", "grad_norm", "ntk")
+LOGGERS = ("jsonl", "none", "wandb")
+MODES = ("train", "eval")
+
+
+class ConfigError(ValueError):
+    """A config value that is not allowed; the message is one line naming the key."""
+
+
+def _get(cfg: Mapping, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise ConfigError(f"{key}: missing from the config")
+        node = node[part]
+    return node
+
+
+def check_int(cfg: Mapping, key: str, minimum: int | None = None, allow_none: bool = False) -> None:
+    value = _get(cfg, key)
+    if value is None and allow_none:
+        return
+    bound = f" >= {minimum}" if minimum is not None else ""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer{bound}{' or null' if allow_none else ''}; got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} must be an integer{bound}; got {value}")
+
+
+def check_float(
+    cfg: Mapping,
+    key: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_min: bool = False,
+    allow_none: bool = False,
+) -> None:
+    value = _get(cfg, key)
+    if value is None and allow_none:
+        return
+    lo = "" if minimum is None else (f" > {minimum}" if exclusive_min else f" >= {minimum}")
+    hi = "" if maximum is None else f" <= {maximum}"
+    what = f"a number{lo}{' and' if lo and hi else ''}{hi}{' or null' if allow_none else ''}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be {what}; got {value!r}")
+    if minimum is not None and (value <= minimum if exclusive_min else value < minimum):
+        raise ConfigError(f"{key} must be {what}; got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{key} must be {what}; got {value}")
+
+
+def check_choice(cfg: Mapping, key: str, choices) -> None:
+    value = _get(cfg, key)
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+def check_bool(cfg: Mapping, key: str) -> None:
+    value = _get(cfg, key)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false; got {value!r}")
+
+
+def check_keys(cfg: Mapping, key: str, allowed) -> None:
+    node = _get(cfg, key) if key else cfg
+    unknown = [k for k in node if k not in allowed]
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key; allowed: {', '.join(allowed)}")
+
+
+# ----------------------------------------------------------------------------------------------
+def validate_train(cfg: Mapping) -> None:
+    check_int(cfg, "train.steps", 1)
+    check_int(cfg, "train.batch_size", 1)
+    check_int(cfg, "train.seed", 0)
+    check_choice(cfg, "train.precision", PRECISIONS)
+    check_choice(cfg, "train.matmul_precision", MATMUL_PRECISIONS)
+    check_int(cfg, "train.log_every", 1)
+    check_int(cfg, "train.eval_every", 1)
+    check_int(cfg, "train.alignment_every", 0, allow_none=True)
+    check_int(cfg, "train.chunk_steps", 1, allow_none=True)
+    check_int(cfg, "train.eval_batch_size", 1)
+    check_choice(cfg, "train.progress", PROGRESS_MODES)
+    check_bool(cfg, "train.figures")
+
+
+def validate_arch(cfg: Mapping) -> None:
+    from pinnrun.archs import ACTIVATIONS, ARCHITECTURES
+
+    check_choice(cfg, "arch.name", ARCHITECTURES)
+    check_choice(cfg, "arch.activation", tuple(ACTIVATIONS))
+    check_int(cfg, "arch.width", 1)
+    check_int(cfg, "arch.depth", 1)
+    check_bool(cfg, "arch.periodic")
+    check_bool(cfg, "arch.pi_init")
+    if _get(cfg, "arch.fourier") is not None:
+        check_keys(cfg, "arch.fourier", ("scale", "dim"))
+        check_float(cfg, "arch.fourier.scale", 0.0, exclusive_min=True)
+        check_int(cfg, "arch.fourier.dim", 1)
+    if _get(cfg, "arch.rwf") is not None:
+        check_keys(cfg, "arch.rwf", ("mean", "std"))
+        check_float(cfg, "arch.rwf.mean")
+        check_float(cfg, "arch.rwf.std", 0.0)
+
+
+def validate_optimizer(cfg: Mapping, prefix: str) -> None:
+    from pinnrun.optim.factory import OPTIMIZERS, allowed_kwargs, optimizer_kwargs
+
+    check_choice(cfg, f"{prefix}.name", tuple(OPTIMIZERS))
+    node = _get(cfg, prefix)
+    check_float(cfg, f"{prefix}.lr", 0.0, exclusive_min=True)
+    check_int(cfg, f"{prefix}.warmup_steps", 0)
+    check_float(cfg, f"{prefix}.decay_rate", 0.0, 1.0, exclusive_min=True)
+    check_int(cfg, f"{prefix}.decay_steps", 1)
+    check_float(cfg, f"{prefix}.clip_norm", 0.0, exclusive_min=True, allow_none=True)
+    allowed = allowed_kwargs(node["name"])
+    for key in optimizer_kwargs(node):
+        if key not in allowed:
+            raise ConfigError(
+                f"{prefix}.{key}: not an option of optimizer {node['name']}; allowed: {', '.join(allowed)}"
+            )
+
+
+def validate_weighting(cfg: Mapping) -> None:
+    check_choice(cfg, "weighting.name", WEIGHTINGS)
+    check_int(cfg, "weighting.update_every", 1)
+    check_float(cfg, "weighting.momentum", 0.0, 1.0)
+    check_bool(cfg, "weighting.causal")
+    check_int(cfg, "weighting.num_chunks", 1)
+    check_float(cfg, "weighting.causal_tol", 0.0)
+    for term, value in _get(cfg, "weighting.weights").items():
+        check_float(cfg, f"weighting.weights.{term}", 0.0)
+
+
+def validate(cfg: DictConfig | Mapping) -> dict:
+    """Check every group; return the config as a plain, resolved dict."""
+    if isinstance(cfg, DictConfig):
+        try:
+            cfg = OmegaConf.to_container(cfg, resolve=True)
+        except Exception as error:  # an interpolation that cannot resolve
+            raise ConfigError(f"config: {str(error).splitlines()[0]}") from None
+    check_choice(cfg, "mode", MODES)
+    validate_train(cfg)
+    validate_arch(cfg)
+    validate_optimizer(cfg, "optim")
+    validate_weighting(cfg)
+    check_choice(cfg, "logger.name", LOGGERS)
+    check_int(cfg, "checkpoint.every", 0)
+    check_int(cfg, "checkpoint.keep", 1)
+    if not isinstance(_get(cfg, "pde"), Mapping) or "_target_" not in cfg["pde"]:
+        raise ConfigError("pde._target_: missing; choose a PDE with pde=<name>")
+    return cfg

@@ -1,0 +1,115 @@
+"""The PINN loss assembled from a PDE's point sets: sampling, pointwise residuals, per-term losses.
+
+L(theta) = sum_k w_k L_k(theta), L_k = mean over points and components of r_k(z)^2, where the
+r_k come from the PDE's point sets. Causal weighting (Wang, Sankaran, Perdikaris 2022) replaces a
+residual term's plain mean by mean_c w_c l_c over time chunks c, w_c = exp(-tol sum_{j<c} l_j).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from pinnrun.pdes.base import PDE, PointSet
+
+Array = jax.Array
+Params = object
+Points = dict[str, Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class CausalConfig:
+    num_chunks: int
+    tol: float
+    time_axis: int
+    t_min: float
+    t_max: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PINNLoss:
+    """Everything the trainer needs to evaluate the loss of a network on a PDE."""
+
+    pde: PDE
+    apply: Callable[[Params, Array], Array]
+    batch_size: int
+    causal: CausalConfig | None = None
+
+    @property
+    def point_sets(self) -> tuple[PointSet, ...]:
+        return self.pde.point_sets()
+
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        return self.pde.term_names
+
+    # ----- points -----
+    def fixed_points(self, key: Array) -> Points:
+        """Point sets drawn once per run (initial-condition grids and the like)."""
+        sets = self.point_sets
+        keys = jax.random.split(key, len(sets))
+        return {ps.name: ps.sample(k, self.batch_size) for k, ps in zip(keys, sets) if ps.fixed}
+
+    def sample(self, key: Array, fixed: Points) -> Points:
+        """Fresh points for every non-fixed point set, plus the fixed ones."""
+        sets = self.point_sets
+        keys = jax.random.split(key, len(sets))
+        return {ps.name: fixed[ps.name] if ps.fixed else ps.sample(k, self.batch_size) for k, ps in zip(keys, sets)}
+
+    # ----- residuals and losses -----
+    def residuals(self, params: Params, points: Points) -> dict[str, Array]:
+        """term -> [n, m] pointwise residuals."""
+        f = lambda z: self.apply(params, z)  # noqa: E731
+        out: dict[str, Array] = {}
+        for ps in self.point_sets:
+            res = jax.vmap(lambda z, ps=ps: ps.residuals(f, z))(points[ps.name])
+            for term in ps.terms:
+                r = res[term]
+                out[term] = r.reshape(r.shape[0], -1)
+        return out
+
+    def term_losses(self, params: Params, points: Points) -> tuple[dict[str, Array], dict[str, Array]]:
+        """(term -> unweighted loss, causal diagnostics)."""
+        residuals = self.residuals(params, points)
+        losses = {term: jnp.mean(r**2) for term, r in residuals.items()}
+        diagnostics: dict[str, Array] = {}
+        if self.causal is not None:
+            for ps in self.point_sets:
+                if ps.kind != "residual":
+                    continue
+                t = points[ps.name][:, self.causal.time_axis]
+                causal_losses, weights = causal_term_losses({k: residuals[k] for k in ps.terms}, t, self.causal)
+                losses.update(causal_losses)
+                diagnostics["causal/min_w"] = jnp.min(weights)
+                diagnostics["causal/mean_w"] = jnp.mean(weights)
+        return losses, diagnostics
+
+    def total(self, params: Params, weights: Mapping[str, Array], points: Points):
+        """(weighted total, (term losses, causal diagnostics)); weights carry no gradient."""
+        losses, diagnostics = self.term_losses(params, points)
+        weights = jax.lax.stop_gradient(weights)
+        total = sum(weights[k] * losses[k] for k in self.term_names)
+        return total, (losses, diagnostics)
+
+    def loss_vector(self, params: Params, points: Points) -> Array:
+        """[K] unweighted term losses in term order (for per-term gradients by jacrev)."""
+        losses, _ = self.term_losses(params, points)
+        return jnp.stack([losses[k] for k in self.term_names])
+
+
+def causal_term_losses(residuals: Mapping[str, Array], t: Array, cfg: CausalConfig):
+    """Causally weighted losses of the residual terms of one point set, sharing one set of weights.
+
+    l[e, c] = mean squared residual of equation e in time chunk c; w_c = min_e exp(-tol sum_{j<c} l[e, j]).
+    """
+    from pinnrun.weighting import causal_weights_system, chunk_means
+
+    names = list(residuals)
+    sq = jnp.stack([jnp.mean(residuals[k] ** 2, axis=-1) for k in names])  # [E, n]
+    chunk_losses = jax.vmap(lambda s: chunk_means(s, t, cfg.num_chunks, cfg.t_min, cfg.t_max))(sq)  # [E, C]
+    weights = causal_weights_system(chunk_losses, cfg.tol)
+    losses = {k: jnp.mean(weights * chunk_losses[e]) for e, k in enumerate(names)}
+    return losses, weights

@@ -1,0 +1,63 @@
+"""Build an optax optimizer from its config: a registry of constructors, a schedule and clipping.
+
+The config is flat: `name`, the schedule keys (lr, warmup_steps, decay_rate, decay_steps), optional
+`clip_norm`, and every other key is passed to the constructor as a keyword argument, so that each
+optimizer's own hyperparameters are spelled exactly as its constructor spells them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optax
+
+from pinnrun.optim.schedules import warmup_exponential_decay
+
+SCHEDULE_KEYS = ("lr", "warmup_steps", "decay_rate", "decay_steps")
+COMMON_KEYS = ("name", *SCHEDULE_KEYS, "clip_norm")
+
+
+def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8) -> optax.GradientTransformation:
+    """optax's Adam, with the keyword names pinnrun's configs use."""
+    return optax.adam(learning_rate, b1=b1, b2=b2, eps=eps)
+
+
+# name -> "module:constructor"; each constructor takes the learning rate (a schedule) first.
+OPTIMIZERS: dict[str, str] = {
+    "adam": "pinnrun.optim.factory:adam",
+    "soap": "pinnrun.optim.soap:soap",
+    "shampoo": "pinnrun.optim.shampoo:shampoo",
+}
+
+
+def constructor(name: str) -> Callable[..., optax.GradientTransformation]:
+    module, attr = OPTIMIZERS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def optimizer_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor keyword arguments of an optimizer config (everything but the common keys)."""
+    return {k: v for k, v in cfg.items() if k not in COMMON_KEYS and k != "steps"}
+
+
+def allowed_kwargs(name: str) -> tuple[str, ...]:
+    params = inspect.signature(constructor(name)).parameters
+    return tuple(p for p in params if p != "learning_rate")
+
+
+def build_schedule(cfg: Mapping[str, Any]) -> optax.Schedule:
+    return warmup_exponential_decay(
+        float(cfg["lr"]), int(cfg["warmup_steps"]), float(cfg["decay_rate"]), int(cfg["decay_steps"])
+    )
+
+
+def build_optimizer(cfg: Mapping[str, Any]) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """(optimizer, learning-rate schedule) for one optimizer config."""
+    schedule = build_schedule(cfg)
+    optimizer = constructor(cfg["name"])(schedule, **optimizer_kwargs(cfg))
+    if cfg.get("clip_norm") is not None:
+        optimizer = optax.chain(optax.clip_by_global_norm(float(cfg["clip_norm"])), optimizer)
+    return optimizer, schedule

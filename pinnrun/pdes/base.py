@@ -1,0 +1,149 @@
+"""The PDE interface: what a problem declares, and nothing about training.
+
+A PDE names its inputs and fields, its domain, its loss terms and its reference solution. Loss terms
+come in point sets: a sampler for points plus a function that returns each term's pointwise residual
+``[m]`` of the network ``f`` (one point in, all fields out). A term's loss is the mean of residual**2
+over points and components. The trainer vmaps, weights and sums the terms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Field = Callable[[Array], Array]
+
+TERM_KINDS = ("residual", "initial", "boundary", "data")
+
+
+@dataclasses.dataclass(frozen=True)
+class PointSet:
+    """A set of collocation points and the loss terms evaluated on them.
+
+    sample: (key, batch_size) -> [n, d] points; drawn every step unless ``fixed``.
+    residuals: (f, z) -> {term: [m] residual at the single point z}; all terms of a point set are
+        computed together, so they share the network's derivatives at that point.
+    kind: "residual" point sets of time-dependent PDEs take part in causal weighting.
+    fixed: points are drawn once (from the run's seed) and reused every step.
+    """
+
+    name: str
+    terms: tuple[str, ...]
+    sample: Callable[[Array, int], Array]
+    residuals: Callable[[Field, Array], Mapping[str, Array]]
+    kind: str = "residual"
+    fixed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in TERM_KINDS:
+            raise ValueError(f"PointSet.kind must be one of {', '.join(TERM_KINDS)}; got {self.kind!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """A reference solution on a tensor grid.
+
+    axes: input name -> 1-D coordinates, in the PDE's input order; fields: name -> array shaped by
+    the axes' lengths.
+    """
+
+    axes: Mapping[str, np.ndarray]
+    fields: Mapping[str, np.ndarray]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(a) for a in self.axes.values())
+
+    def points(self) -> np.ndarray:
+        """All grid points as [N, d], in C order of the grid."""
+        mesh = np.meshgrid(*self.axes.values(), indexing="ij")
+        return np.stack([m.reshape(-1) for m in mesh], axis=-1)
+
+
+class PDE:
+    """Base class of a problem. Subclasses set the class attributes and implement the methods."""
+
+    name: str = "pde"
+    input_names: tuple[str, ...] = ()
+    field_names: tuple[str, ...] = ()
+    # Fields defined only up to a constant (pressure): evaluation removes the mean difference.
+    gauge_fields: tuple[str, ...] = ()
+
+    def __init__(self, bounds: Mapping[str, tuple[float, float]], weights: Mapping[str, float] | None = None):
+        self.bounds = {name: (float(bounds[name][0]), float(bounds[name][1])) for name in self.input_names}
+        self._weights = dict(weights or {})
+
+    # ----- declared by each problem -----
+    def point_sets(self) -> tuple[PointSet, ...]:
+        raise NotImplementedError
+
+    def reference(self) -> Reference:
+        raise NotImplementedError
+
+    # ----- derived, shared by all problems -----
+    @property
+    def input_dim(self) -> int:
+        return len(self.input_names)
+
+    @property
+    def output_dim(self) -> int:
+        return len(self.field_names)
+
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        return tuple(term for ps in self.point_sets() for term in ps.terms)
+
+    @property
+    def time_axis(self) -> int | None:
+        return self.input_names.index("t") if "t" in self.input_names else None
+
+    @property
+    def periodic_axes(self) -> dict[int, float]:
+        """Input axis -> period, for inputs on which the solution is periodic."""
+        return {}
+
+    def default_weights(self) -> dict[str, float]:
+        weights = {term: 1.0 for term in self.term_names}
+        unknown = set(self._weights) - set(weights)
+        if unknown:
+            raise ValueError(
+                f"pde.weights: unknown loss term(s) {', '.join(sorted(unknown))}; "
+                f"terms of {self.name}: {', '.join(weights)}"
+            )
+        weights.update({k: float(v) for k, v in self._weights.items()})
+        return weights
+
+    def initial_condition(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(points [n, d], values [n, output_dim]) at t = t0, for time-dependent problems."""
+        return None
+
+    # ----- sampling helpers for subclasses -----
+    def lower(self) -> Array:
+        return jnp.array([self.bounds[n][0] for n in self.input_names])
+
+    def upper(self) -> Array:
+        return jnp.array([self.bounds[n][1] for n in self.input_names])
+
+    def sample_interior(self, key: Array, n: int) -> Array:
+        """Uniform points in the box domain."""
+        lo, hi = self.lower(), self.upper()
+        return lo + (hi - lo) * jax.random.uniform(key, (n, self.input_dim))
+
+    def sample_face(self, key: Array, n: int, axis: int, side: int) -> Array:
+        """Uniform points on the face where input ``axis`` is at its lower (side 0) or upper (1) end."""
+        points = self.sample_interior(key, n)
+        value = self.bounds[self.input_names[axis]][side]
+        return points.at[:, axis].set(value)
+
+    def sample_boundary(self, key: Array, n: int, axes: tuple[int, ...]) -> Array:
+        """Uniform points on all faces normal to ``axes``, split evenly across the faces."""
+        faces = [(axis, side) for axis in axes for side in (0, 1)]
+        keys = jax.random.split(key, len(faces))
+        per_face = -(-n // len(faces))
+        points = [self.sample_face(k, per_face, a, s) for k, (a, s) in zip(keys, faces)]
+        return jnp.concatenate(points, axis=0)[:n]

@@ -1,0 +1,80 @@
+"""Kovasznay flow: steady 2-D incompressible Navier-Stokes with an exact solution (Kovasznay 1948).
+
+    u u_x + v u_y + p_x - nu (u_xx + u_yy) = 0
+    u v_x + v v_y + p_y - nu (v_xx + v_yy) = 0
+    u_x + v_y = 0,                                nu = 1/Re
+
+Exact, with lambda = Re/2 - sqrt(Re^2/4 + 4 pi^2):
+    u = 1 - exp(lambda x) cos(2 pi y),  v = lambda/(2 pi) exp(lambda x) sin(2 pi y),
+    p = (1 - exp(2 lambda x)) / 2.
+Dirichlet u, v from the exact solution on the boundary of [-0.5, 1] x [-0.5, 1.5].
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from pinnrun.derivatives import derivatives
+from pinnrun.pdes.base import PDE, PointSet, Reference
+
+
+class Kovasznay(PDE):
+    name = "kovasznay"
+    input_names = ("x", "y")
+    field_names = ("u", "v", "p")
+    gauge_fields = ("p",)
+
+    def __init__(
+        self,
+        re: float = 40.0,
+        bounds=None,
+        eval_resolution: tuple[int, int] = (151, 201),
+        weights=None,
+    ):
+        super().__init__(bounds or {"x": (-0.5, 1.0), "y": (-0.5, 1.5)}, weights)
+        if re <= 0:
+            raise ValueError(f"pde.re must be positive; got {re}")
+        self.re = float(re)
+        self.nu = 1.0 / self.re
+        self.lam = self.re / 2 - np.sqrt(self.re**2 / 4 + 4 * np.pi**2)
+        self.eval_resolution = tuple(int(n) for n in eval_resolution)
+
+    def exact(self, z, xp=jnp):
+        x, y = z[..., 0], z[..., 1]
+        lam = self.lam
+        u = 1 - xp.exp(lam * x) * xp.cos(2 * xp.pi * y)
+        v = lam / (2 * xp.pi) * xp.exp(lam * x) * xp.sin(2 * xp.pi * y)
+        p = 0.5 * (1 - xp.exp(2 * lam * x))
+        return xp.stack([u, v, p], axis=-1)
+
+    def momentum_and_continuity(self, f, z):
+        w, w_x, w_xx = derivatives(f, z, axis=0, order=2)
+        _, w_y, w_yy = derivatives(f, z, axis=1, order=2)
+        u, v = w[0], w[1]
+        ru = u * w_x[0] + v * w_y[0] + w_x[2] - self.nu * (w_xx[0] + w_yy[0])
+        rv = u * w_x[1] + v * w_y[1] + w_y[2] - self.nu * (w_xx[1] + w_yy[1])
+        rc = w_x[0] + w_y[1]
+        return ru, rv, rc
+
+    def point_sets(self):
+        def boundary(f, z):
+            return {"bc": f(z)[:2] - self.exact(z)[:2]}
+
+        def interior(f, z):
+            ru, rv, rc = self.momentum_and_continuity(f, z)
+            return {"ru": ru[None], "rv": rv[None], "rc": rc[None]}
+
+        return (
+            PointSet("boundary", ("bc",), lambda key, n: self.sample_boundary(key, n, axes=(0, 1)), boundary, "boundary"),
+            PointSet("interior", ("ru", "rv", "rc"), self.sample_interior, interior),
+        )
+
+    def reference(self):
+        axes = {
+            name: np.linspace(*self.bounds[name], n)
+            for name, n in zip(self.input_names, self.eval_resolution)
+        }
+        ref = Reference(axes=axes, fields={})
+        values = self.exact(ref.points(), xp=np).reshape(*ref.shape, 3)
+        return Reference(axes=axes, fields={name: values[..., i] for i, name in enumerate(self.field_names)})

@@ -1,0 +1,67 @@
+"""1-D wave equation with an exact solution (BENCHMARKS.md section 1).
+
+    u_tt - c^2 u_xx = 0,  x in [0, 1], t in [0, 1], c = 2
+    u(0, x) = sin(pi x) + 0.5 sin(4 pi x),  u_t(0, x) = 0,  u(t, 0) = u(t, 1) = 0
+Exact: u = sin(pi x) cos(2 pi t) + 0.5 sin(4 pi x) cos(8 pi t)   (for c = 2).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from pinnrun.derivatives import derivatives
+from pinnrun.pdes.base import PDE, PointSet, Reference
+
+
+class Wave(PDE):
+    name = "wave"
+    input_names = ("t", "x")
+    field_names = ("u",)
+
+    def __init__(self, c: float = 2.0, t_max: float = 1.0, eval_resolution=(201, 256), weights=None):
+        super().__init__({"t": (0.0, t_max), "x": (0.0, 1.0)}, weights)
+        if c <= 0:
+            raise ValueError(f"pde.c must be positive; got {c}")
+        self.c = float(c)
+        self.eval_resolution = tuple(int(n) for n in eval_resolution)
+
+    def exact(self, t, x, xp=jnp):
+        # Each mode sin(k pi x) oscillates in time with angular frequency c k pi.
+        pi = xp.pi
+        return xp.sin(pi * x) * xp.cos(self.c * pi * t) + 0.5 * xp.sin(4 * pi * x) * xp.cos(4 * self.c * pi * t)
+
+    def _x_grid(self):
+        return np.linspace(*self.bounds["x"], self.eval_resolution[1])
+
+    def initial_condition(self):
+        x = self._x_grid()
+        points = np.stack([np.zeros_like(x), x], axis=-1)
+        return points, self.exact(0.0, x, xp=np)[:, None]
+
+    def point_sets(self):
+        ic_points = jnp.asarray(self.initial_condition()[0])
+
+        def initial(f, z):
+            u, u_t = derivatives(f, z, axis=0, order=1)
+            return {"ic": u - self.exact(z[0], z[1]), "ic_t": u_t}
+
+        def boundary(f, z):
+            return {"bc": f(z)}
+
+        def interior(f, z):
+            _, _, u_tt = derivatives(f, z, axis=0, order=2)
+            _, _, u_xx = derivatives(f, z, axis=1, order=2)
+            return {"res": u_tt - self.c**2 * u_xx}
+
+        return (
+            PointSet("initial", ("ic", "ic_t"), lambda key, n: ic_points, initial, "initial", fixed=True),
+            PointSet("boundary", ("bc",), lambda key, n: self.sample_boundary(key, n // 4, axes=(1,)), boundary, "boundary"),
+            PointSet("interior", ("res",), self.sample_interior, interior),
+        )
+
+    def reference(self):
+        t = np.linspace(*self.bounds["t"], self.eval_resolution[0])
+        x = self._x_grid()
+        tt, xx = np.meshgrid(t, x, indexing="ij")
+        return Reference(axes={"t": t, "x": x}, fields={"u": self.exact(tt, xx, xp=np)})

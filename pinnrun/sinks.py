@@ -1,0 +1,108 @@
+"""Where metrics go: metrics.jsonl (always), the console, and optional extra sinks such as W&B.
+
+Every sink has ``log(record)`` (one dict per logged step) and ``close(summary)``; a run works with any
+subset of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Sink(Protocol):
+    def log(self, record: dict[str, Any]) -> None: ...
+
+    def close(self, summary: dict[str, Any]) -> None: ...
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/inf; keep them readable
+    return value
+
+
+class JsonlSink:
+    """Appends one JSON object per record to ``metrics.jsonl`` and flushes, so a killed run keeps its log."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def log(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
+        self._file.flush()
+
+    def close(self, summary: dict[str, Any]) -> None:
+        self._file.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl file (ignores a truncated last line)."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return records
+
+
+def _fmt_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Progress:
+    """A live progress line on a terminal, plain periodic lines elsewhere (cluster logs)."""
+
+    def __init__(self, total_steps: int, mode: str = "auto", stream=None, min_interval: float = 0.2):
+        self.stream = stream or sys.stdout
+        if mode == "auto":
+            mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "lines"
+        self.mode = mode
+        self.total = total_steps
+        self.min_interval = min_interval
+        self._last_draw = 0.0
+        self._latest_error: str = ""
+
+    def message(self, text: str) -> None:
+        if self.mode == "none":
+            return
+        if self.mode == "bar":
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def update(self, step: int, steps_per_second: float, loss: float | None, errors: dict[str, float] | None) -> None:
+        if self.mode == "none":
+            return
+        if errors:
+            self._latest_error = " ".join(f"{k} {v:.2e}" for k, v in errors.items())
+        eta = (self.total - step) / steps_per_second if steps_per_second > 0 else float("nan")
+        parts = [
+            f"step {step}/{self.total}",
+            f"{steps_per_second:.1f} steps/s",
+            f"loss {loss:.3e}" if loss is not None else "",
+            f"rel_l2 {self._latest_error}" if self._latest_error else "",
+            f"ETA {_fmt_seconds(eta)}" if math.isfinite(eta) else "",
+        ]
+        text = " | ".join(p for p in parts if p)
+        if self.mode == "bar":
+            now = time.monotonic()
+            if now - self._last_draw < self.min_interval and step < self.total:
+                return
+            self._last_draw = now
+            width = 20
+            filled = int(width * step / max(self.total, 1))
+            self.stream.write(f"\r\033[K[{'#' * filled}{'.' * (width - filled)}] {text}")
+            if step >= self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()

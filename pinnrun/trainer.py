@@ -1,0 +1,282 @@
+"""The one shared trainer: a pure jitted chunk of steps, and a host loop that evaluates, logs and saves.
+
+The training state is one pytree. ``chunk(state) -> (state, metrics)`` advances it by ``n`` steps with
+``lax.scan``; the host only syncs between chunks, to log, evaluate and save. Nothing here knows which
+PDE, network or optimizer it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Mapping
+from functools import reduce
+from math import gcd
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from pinnrun import alignment
+from pinnrun.evaluation import Evaluation, Evaluator
+from pinnrun.losses import PINNLoss
+from pinnrun.sinks import JsonlSink, Progress, Sink
+
+Array = jax.Array
+MAX_CHUNK_STEPS = 500
+
+
+class TrainState(NamedTuple):
+    step: Array
+    params: Any
+    opt_state: Any
+    weights: dict[str, Array]
+    key: Array
+
+
+@dataclasses.dataclass
+class Components:
+    """What a run is made of, built from the config by ``pinnrun.build``."""
+
+    pde: Any
+    model: Any
+    loss: PINNLoss
+    optimizer: optax.GradientTransformation
+    schedule: optax.Schedule
+    weights: dict[str, float]
+    dtype: Any
+
+
+def chunk_length(train_cfg: Mapping[str, Any], *intervals: int) -> int:
+    """Steps per jitted call: divides every interval, at most MAX_CHUNK_STEPS (short for signals)."""
+    if train_cfg.get("chunk_steps"):
+        return int(train_cfg["chunk_steps"])
+    length = reduce(gcd, [int(i) for i in intervals if i and i > 0])
+    while length > MAX_CHUNK_STEPS:  # the largest divisor of `length` not above the cap
+        length = next(d for d in range(MAX_CHUNK_STEPS, 0, -1) if length % d == 0)
+    return length
+
+
+def make_step(loss: PINNLoss, optimizer: optax.GradientTransformation, fixed_points) -> Callable:
+    """One optimisation step: sample points, differentiate the weighted loss, apply the update."""
+
+    def step(state: TrainState):
+        key, sample_key = jax.random.split(state.key)
+        points = loss.sample(sample_key, fixed_points)
+        (total, (losses, diagnostics)), grads = jax.value_and_grad(loss.total, has_aux=True)(
+            state.params, state.weights, points
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new_state = TrainState(state.step + 1, params, opt_state, state.weights, key)
+        return new_state, (total, losses, diagnostics, updates)
+
+    return step
+
+
+def make_chunk(step: Callable, length: int) -> Callable:
+    """``length`` steps in one lax.scan; returns the last step's losses and the inter-step alignment."""
+
+    def chunk(state: TrainState):
+        def body(carry, _):
+            state, previous_update = carry
+            state, (total, losses, diagnostics, update) = step(state)
+            cosine = alignment.cosine(update, previous_update)
+            return (state, update), (total, losses, diagnostics, cosine)
+
+        zero_update = jax.tree.map(jnp.zeros_like, state.params)
+        (state, _), (totals, losses, diagnostics, cosines) = jax.lax.scan(
+            body, (state, zero_update), None, length=length
+        )
+        metrics = {"loss": totals[-1]}
+        metrics.update({f"loss/{k}": v[-1] for k, v in losses.items()})
+        metrics.update({k: v[-1] for k, v in diagnostics.items()})
+        if length > 1:  # the first step of a chunk has no predecessor inside it
+            metrics["align/inter"] = jnp.mean(cosines[1:])
+        return state, metrics
+
+    return chunk
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for package in ("pinnrun", "jax", "jaxlib", "optax", "hydra-core", "omegaconf", "numpy"):
+        try:
+            out[package] = md.version(package)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def device_description() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}:{device.device_kind} x{jax.device_count()}"
+
+
+def save_params(params, path: Path) -> None:
+    """Parameters as an .npz keyed by their pytree path (readable without pinnrun)."""
+    flat = {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_leaves_with_path(params)}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **flat)
+    tmp.replace(path)
+
+
+def load_params(path: Path, like):
+    """Parameters saved by ``save_params``, in the structure of ``like``."""
+    with np.load(path) as data:
+        leaves = [jnp.asarray(data[jax.tree_util.keystr(p)]) for p, _ in jax.tree_util.tree_leaves_with_path(like)]
+    return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+
+class Trainer:
+    def __init__(self, cfg: Mapping[str, Any], components: Components, run_dir: Path, sinks: list[Sink] | None = None):
+        self.cfg = cfg
+        self.c = components
+        self.run_dir = Path(run_dir)
+        self.train_cfg = cfg["train"]
+        self.progress = Progress(self.train_cfg["steps"], self.train_cfg["progress"])
+        self.jsonl = JsonlSink(self.run_dir / "metrics.jsonl")
+        self.sinks: list[Sink] = [self.jsonl, *(sinks or [])]
+        self.evaluator = Evaluator(self.c.pde, self.c.model.apply, self.train_cfg["eval_batch_size"])
+        self.term_names = self.c.loss.term_names
+        self._compiled: dict[int, Callable] = {}
+        self.compile_seconds = 0.0
+
+    # ----- state -----
+    def init_state(self) -> TrainState:
+        seed = int(self.train_cfg["seed"])
+        init_key, points_key, train_key = jax.random.split(jax.random.PRNGKey(seed), 3)
+        params = self.c.model.init(init_key)
+        self.fixed_points = self.c.loss.fixed_points(points_key)
+        weights = {k: jnp.asarray(v, self.c.dtype) for k, v in self.c.weights.items()}
+        return TrainState(jnp.asarray(0, jnp.int32), params, self.c.optimizer.init(params), weights, train_key)
+
+    def _chunk_fn(self, length: int, state: TrainState) -> Callable:
+        if length not in self._compiled:
+            chunk = make_chunk(make_step(self.c.loss, self.c.optimizer, self.fixed_points), length)
+            first = not self._compiled
+            if first:
+                self.progress.message(f"compiling the training step ({length} steps per call) ...")
+            start = time.perf_counter()
+            self._compiled[length] = jax.jit(chunk, donate_argnums=0).lower(state).compile()
+            seconds = time.perf_counter() - start
+            self.compile_seconds += seconds
+            self.progress.message(f"compiled in {seconds:.1f} s")
+        return self._compiled[length]
+
+    # ----- evaluation and logging -----
+    def evaluate(self, params) -> Evaluation:
+        return self.evaluator(params, self.c.dtype)
+
+    def alignment_metrics(self, state: TrainState) -> dict[str, float]:
+        if not hasattr(self, "_alignment_fn"):
+
+            def fn(state):
+                points = self.c.loss.sample(jax.random.fold_in(state.key, 1), self.fixed_points)
+                per_term = jax.jacrev(self.c.loss.loss_vector)(state.params, points)
+                optim = self.cfg["optim"]
+                preconditioned = alignment.precondition(
+                    state.opt_state, per_term, eps=optim.get("eps", 1e-8), b2=optim.get("b2", 0.999), batched=True
+                )
+                return alignment.alignment_metrics(self.term_names, per_term, preconditioned)
+
+            self._alignment_fn = jax.jit(fn)
+        return {k: float(v) for k, v in self._alignment_fn(state).items()}
+
+    def _log(self, record: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            sink.log(record)
+
+    # ----- the loop -----
+    def train(self) -> dict[str, Any]:
+        cfg = self.train_cfg
+        total = int(cfg["steps"])
+        log_every, eval_every = int(cfg["log_every"]), int(cfg["eval_every"])
+        align_every = log_every if cfg["alignment_every"] is None else int(cfg["alignment_every"])
+        length = chunk_length(cfg, log_every, eval_every, align_every)
+
+        state = self.init_state()
+        best: dict[str, float] = {}
+        latest_errors: dict[str, float] = {}
+        train_seconds = 0.0
+        wall_start = time.perf_counter()
+        step = 0
+        while step < total:
+            n = min(length, total - step)
+            chunk = self._chunk_fn(n, state)
+            start = time.perf_counter()
+            state, metrics = chunk(state)
+            metrics = jax.device_get(metrics)  # waits for the chunk: the only host sync per chunk
+            train_seconds += time.perf_counter() - start
+            step += n
+            record: dict[str, Any] = {}
+            evaluated = False
+            last = step == total
+            if step % log_every == 0 or last:
+                record.update({k: float(v) for k, v in metrics.items()})
+                record["lr"] = float(self.c.schedule(step - 1))
+                record.update({f"weight/{k}": float(v) for k, v in state.weights.items()})
+                if not math.isfinite(record["loss"]):
+                    bad = [k for k in self.term_names if not math.isfinite(record[f"loss/{k}"])]
+                    self.progress.message(f"non-finite loss at step {step} (terms: {', '.join(bad) or 'total'})")
+                    raise FloatingPointError(f"non-finite loss at step {step} in term(s) {', '.join(bad) or 'total'}")
+            if align_every and (step % align_every == 0 or last):
+                record.update(self.alignment_metrics(state))
+            if step % eval_every == 0 or last:
+                evaluation = self.evaluate(state.params)
+                latest_errors = evaluation.rel_l2
+                record.update(evaluation.metrics())
+                evaluated = True
+                for k, v in evaluation.rel_l2.items():
+                    best[k] = min(best.get(k, math.inf), v)
+            if record:
+                record = {"step": step, "wall_seconds": time.perf_counter() - wall_start, **record}
+                self._log(record)
+            rate = step / train_seconds if train_seconds > 0 else 0.0
+            self.progress.update(step, rate, record.get("loss"), latest_errors if evaluated else None)
+
+        evaluation = self.evaluate(state.params)
+        self.final_state, self.final_evaluation = state, evaluation
+        summary = {
+            "steps": total,
+            "steps_per_second": total / train_seconds if train_seconds > 0 else None,
+            "compile_seconds": self.compile_seconds,
+            "wall_seconds": time.perf_counter() - wall_start,
+            "final_rel_l2": evaluation.rel_l2,
+            "best_rel_l2": {k: min(best.get(k, math.inf), v) for k, v in evaluation.rel_l2.items()},
+            "final_max_abs": evaluation.max_abs,
+            "final_loss": record.get("loss") if record else None,
+            "seed": int(cfg["seed"]),
+            "device": device_description(),
+            "versions": versions(),
+            "pde": self.c.pde.name,
+            "optimizer": self.cfg["optim"]["name"],
+            "arch": self.cfg["arch"]["name"],
+        }
+        self.write_outputs(state, evaluation, summary)
+        for sink in self.sinks:
+            sink.close(summary)
+        return summary
+
+    def write_outputs(self, state: TrainState, evaluation: Evaluation, summary: dict[str, Any]) -> None:
+        save_params(state.params, self.run_dir / "params.npz")
+        if evaluation.rel_l2_vs_t is not None:
+            t = self.evaluator.reference.axes["t"]
+            np.savez(self.run_dir / "error_vs_t.npz", t=t, **evaluation.rel_l2_vs_t)
+        if self.train_cfg["figures"]:
+            from pinnrun import figures
+
+            figures.plot_solution(self.evaluator.reference, evaluation, self.run_dir / "solution.png")
+            if evaluation.rel_l2_vs_t is not None:
+                figures.plot_error_vs_time(self.evaluator.reference.axes["t"], evaluation, self.run_dir / "error_vs_t.png")
+        tmp = self.run_dir / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(self.run_dir / "summary.json")

@@ -1,0 +1,59 @@
+"""Shared fixtures: a persistent compilation cache for the session and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COMPILE_CACHE = REPO / ".jax_cache" / "tests"
+
+# Small, fast settings for end-to-end runs.
+QUICK = [
+    "train.steps=20",
+    "train.batch_size=64",
+    "train.log_every=10",
+    "train.eval_every=10",
+    "train.eval_batch_size=4096",
+    "arch.width=16",
+    "arch.depth=2",
+    "train.figures=false",
+]
+
+
+def pinnrun_command() -> list[str]:
+    script = Path(sys.executable).parent / "pinnrun"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pinnrun.cli"]
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PINNRUN_COMPILE_CACHE": str(COMPILE_CACHE), "WANDB_MODE": "disabled"}
+    full_env.update(env or {})
+    return subprocess.run(
+        pinnrun_command() + list(args),
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run ``pinnrun`` in a fresh folder: cli(args) -> CompletedProcess."""
+
+    def run(args, **kwargs):
+        return run_cli(args, tmp_path, **kwargs)
+
+    run.cwd = tmp_path
+    return run

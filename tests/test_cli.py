@@ -1,0 +1,102 @@
+"""End-to-end runs of the `pinnrun` command in subprocesses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import QUICK, read_jsonl
+
+
+def only_run_dir(root: Path) -> Path:
+    dirs = [p.parent for p in root.rglob("summary.json")]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_short_kovasznay_run_writes_every_output(cli):
+    result = cli([*QUICK, "train.figures=true", "pde.eval_resolution=[31,41]"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(cli.cwd / "outputs")
+    assert "compiling the training step" in result.stdout and "compiled in" in result.stdout
+
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in records] == [10, 20]
+    for record in records:
+        for key in ("step", "wall_seconds", "lr", "loss/bc", "loss/ru", "loss/rv", "loss/rc", "weight/bc", "rel_l2/u"):
+            assert key in record, key
+        assert "align/intra" in record and "cos/bc__ru" in record and "grad_norm/rc" in record
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("steps", "steps_per_second", "compile_seconds", "wall_seconds", "final_rel_l2", "best_rel_l2", "seed", "device", "versions"):
+        assert key in summary, key
+    assert summary["steps"] == 20 and summary["seed"] == 0
+    assert set(summary["final_rel_l2"]) == {"u", "v", "p"}
+    assert summary["final_rel_l2"]["u"] == pytest.approx(records[-1]["rel_l2/u"])
+    assert all(summary["best_rel_l2"][k] <= summary["final_rel_l2"][k] for k in "uvp")
+
+    assert (run_dir / "config.yaml").exists() and (run_dir / ".hydra" / "config.yaml").exists()
+    assert (run_dir / "solution.png").stat().st_size > 10_000
+    with np.load(run_dir / "params.npz") as params:
+        assert len(params.files) >= 6
+
+
+def test_wave_run_reports_error_against_time(cli):
+    result = cli(["pde=wave", *QUICK, "train.figures=true", "pde.eval_resolution=[21,32]", "arch.fourier.dim=8"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(cli.cwd / "outputs")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["final_rel_l2"]) == {"u"}
+    with np.load(run_dir / "error_vs_t.npz") as data:
+        assert data["t"].shape == (21,) and data["u"].shape == (21,)
+    assert (run_dir / "error_vs_t.png").exists()
+    assert {"loss/ic", "loss/ic_t", "loss/bc", "loss/res"} <= set(read_jsonl(run_dir / "metrics.jsonl")[-1])
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train.steps=-5"], "train.steps must be an integer >= 1"),
+        (["arch.activation=nope"], "arch.activation must be one of tanh, sin, swish, gelu"),
+        (["pde=nope"], "unknown pde option 'nope'; available pde options: kovasznay"),
+        (["pde.re=-3"], "pde.re must be positive"),
+    ],
+)
+def test_bad_input_exits_with_one_line_and_writes_nothing(cli, args, fragment):
+    result = cli(args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert "compiling" not in result.stdout
+    assert not list(cli.cwd.rglob("metrics.jsonl")) and not list(cli.cwd.rglob("params.npz"))
+    assert not list(cli.cwd.rglob("summary.json"))
+
+
+def test_help_lists_groups_and_options(cli):
+    result = cli(["--help"])
+    assert result.returncode == 0
+    for text in ("pde:", "kovasznay", "wave", "optim:", "adam", "arch:", "weighting:", "train:"):
+        assert text in result.stdout, text
+
+
+def test_cfg_job_prints_composed_config(cli):
+    result = cli(["--cfg", "job", "optim.lr=0.002"])
+    assert result.returncode == 0
+    assert "lr: 0.002" in result.stdout and "_target_: pinnrun.pdes.kovasznay.Kovasznay" in result.stdout
+
+
+def test_multirun_writes_one_complete_run_per_job(cli):
+    result = cli(["-m", "optim=adam", "train.seed=0,1", *QUICK, "pde.eval_resolution=[11,11]"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = sorted(cli.cwd.glob("multirun/*/*/*/summary.json"))
+    assert len(summaries) == 2
+    seeds = sorted(json.loads(p.read_text())["seed"] for p in summaries)
+    assert seeds == [0, 1]
+    for path in summaries:
+        assert (path.parent / "metrics.jsonl").exists() and (path.parent / "params.npz").exists()
+    finals = [json.loads(p.read_text())["final_rel_l2"]["u"] for p in summaries]
+    assert finals[0] != finals[1]
