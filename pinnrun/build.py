@@ -31,18 +31,21 @@ def build_pde(pde_cfg: Mapping[str, Any]):
 
 def build(cfg: Mapping[str, Any]) -> Components:
     from pinnrun.archs import build_model
-    from pinnrun.optim.factory import build_optimizer
+    from pinnrun.phases import plan_phases
 
     pde = build_pde(cfg["pde"])
-    dtype = jnp.float64 if cfg["train"]["precision"] == "float64" else jnp.float32
     try:
-        model = build_model(
-            cfg["arch"],
-            input_dim=pde.input_dim,
-            output_dim=pde.output_dim,
-            periodic_axes=pde.periodic_axes,
-            dtype=dtype,
+        phases = plan_phases(cfg["optim"], int(cfg["train"]["steps"]), cfg["train"]["precision"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+    def model_for(dtype):
+        return build_model(
+            cfg["arch"], input_dim=pde.input_dim, output_dim=pde.output_dim, periodic_axes=pde.periodic_axes, dtype=dtype
         )
+
+    try:
+        model_for(jnp.float32)  # surfaces a bad architecture setting now, as a config error
         weights = pde.default_weights()
     except ValueError as error:
         raise ConfigError(str(error).splitlines()[0]) from None
@@ -62,13 +65,33 @@ def build(cfg: Mapping[str, Any]) -> Components:
             t_min=t_min,
             t_max=t_max,
         )
-    loss = PINNLoss(pde, model.apply, int(cfg["train"]["batch_size"]), causal)
-    optimizer, schedule = build_optimizer(cfg["optim"])
-    return Components(pde, model, loss, optimizer, schedule, weights, dtype)
+    models, losses = {}, {}
+
+    def cached_model(dtype):
+        key = jnp.dtype(dtype).name
+        if key not in models:
+            models[key] = model_for(dtype)
+        return models[key]
+
+    def loss_for(dtype):
+        key = jnp.dtype(dtype).name
+        if key not in losses:
+            losses[key] = PINNLoss(pde, cached_model(dtype).apply, int(cfg["train"]["batch_size"]), causal, dtype)
+        return losses[key]
+
+    first_dtype = jnp.float64 if phases[0].precision == "float64" else jnp.float32
+    return Components(pde, cached_model, loss_for, weights, first_dtype)
+
+
+def needs_x64(cfg: Mapping[str, Any]) -> bool:
+    from pinnrun.phases import phase_configs
+
+    precisions = [cfg["train"]["precision"]] + [p.get("precision") for p in phase_configs(cfg["optim"])]
+    return "float64" in precisions
 
 
 @contextlib.contextmanager
-def jax_settings(train_cfg: Mapping[str, Any]):
+def jax_settings(cfg: Mapping[str, Any]):
     """Apply a run's global JAX settings and restore the previous ones afterwards.
 
     Several Hydra jobs can run in one process (the basic launcher): each must start from the same
@@ -77,10 +100,10 @@ def jax_settings(train_cfg: Mapping[str, Any]):
     names = ("jax_enable_x64", "jax_default_matmul_precision")
     previous = {name: getattr(jax.config, name) for name in names}
     try:
-        jax.config.update("jax_enable_x64", train_cfg["precision"] == "float64")
-        precision = train_cfg["matmul_precision"]
+        jax.config.update("jax_enable_x64", needs_x64(cfg))
+        precision = cfg["train"]["matmul_precision"]
         jax.config.update("jax_default_matmul_precision", None if precision == "default" else precision)
-        enable_compilation_cache(train_cfg.get("compile_cache_dir"))
+        enable_compilation_cache(cfg["train"].get("compile_cache_dir"))
         yield
     finally:
         for name, value in previous.items():

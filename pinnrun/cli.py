@@ -65,7 +65,7 @@ def run_job(cfg: DictConfig) -> float:
     except ConfigError as error:
         fail(str(error))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with jax_settings(config["train"]):
+    with jax_settings(config):
         try:
             components = build(config)
         except ConfigError as error:

@@ -24,11 +24,15 @@ class ConfigError(ValueError):
 
 
 def _get(cfg: Mapping, key: str) -> Any:
+    """The value at a dotted key; ``phases[1]`` indexes a list."""
     node: Any = cfg
     for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+        name, _, index = part.partition("[")
+        if not isinstance(node, Mapping) or name not in node:
             raise ConfigError(f"{key}: missing from the config")
-        node = node[part]
+        node = node[name]
+        if index:
+            node = node[int(index.rstrip("]"))]
     return node
 
 
@@ -119,11 +123,24 @@ def validate_arch(cfg: Mapping) -> None:
         check_float(cfg, "arch.rwf.std", 0.0)
 
 
-def validate_optimizer(cfg: Mapping, prefix: str) -> None:
+def validate_optimizer(cfg: Mapping, prefix: str, in_phases: bool = False) -> None:
+    """One optimizer config: its name, schedule and its own keyword arguments."""
     from pinnrun.optim.factory import OPTIMIZERS, allowed_kwargs, optimizer_kwargs
+    from pinnrun.phases import LBFGS_KEYS
 
-    check_choice(cfg, f"{prefix}.name", tuple(OPTIMIZERS))
+    check_choice(cfg, f"{prefix}.name", (*OPTIMIZERS, "lbfgs"))
     node = _get(cfg, prefix)
+    phase_keys = ("steps", "precision")
+    if in_phases:
+        check_int(cfg, f"{prefix}.steps", 1, allow_none=True)
+        if node.get("precision") is not None:
+            check_choice(cfg, f"{prefix}.precision", PRECISIONS)
+    if node["name"] == "lbfgs":
+        check_keys(cfg, prefix, ("name", *phase_keys, *LBFGS_KEYS))
+        for key in LBFGS_KEYS:
+            if key in node:
+                check_int(cfg, f"{prefix}.{key}", 1)
+        return
     check_float(cfg, f"{prefix}.lr", 0.0, exclusive_min=True)
     check_int(cfg, f"{prefix}.warmup_steps", 0)
     check_float(cfg, f"{prefix}.decay_rate", 0.0, 1.0, exclusive_min=True)
@@ -131,10 +148,23 @@ def validate_optimizer(cfg: Mapping, prefix: str) -> None:
     check_float(cfg, f"{prefix}.clip_norm", 0.0, exclusive_min=True, allow_none=True)
     allowed = allowed_kwargs(node["name"])
     for key in optimizer_kwargs(node):
+        if key in phase_keys and in_phases:
+            continue
         if key not in allowed:
             raise ConfigError(
                 f"{prefix}.{key}: not an option of optimizer {node['name']}; allowed: {', '.join(allowed)}"
             )
+
+
+def validate_optim(cfg: Mapping) -> None:
+    """A single optimizer, or a list of phases run one after another."""
+    node = _get(cfg, "optim")
+    if not node.get("phases"):
+        validate_optimizer(cfg, "optim")
+        return
+    check_keys(cfg, "optim", ("name", "phases"))
+    for i in range(len(node["phases"])):
+        validate_optimizer(cfg, f"optim.phases[{i}]", in_phases=True)
 
 
 def validate_weighting(cfg: Mapping) -> None:
@@ -158,7 +188,7 @@ def validate(cfg: DictConfig | Mapping) -> dict:
     check_choice(cfg, "mode", MODES)
     validate_train(cfg)
     validate_arch(cfg)
-    validate_optimizer(cfg, "optim")
+    validate_optim(cfg)
     validate_weighting(cfg)
     check_choice(cfg, "logger.name", LOGGERS)
     check_int(cfg, "checkpoint.every", 0)

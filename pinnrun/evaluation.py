@@ -33,28 +33,31 @@ def relative_l2(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 class Evaluator:
-    """Evaluates ``apply(params, z)`` on the reference grid, ``batch_size`` points per jitted call."""
+    """Evaluates a network ``apply(params, z)`` on the reference grid, ``batch_size`` points per jitted call."""
 
-    def __init__(self, pde: PDE, apply: Callable, batch_size: int, reference: Reference | None = None):
+    def __init__(self, pde: PDE, batch_size: int, reference: Reference | None = None):
         self.pde = pde
         self.reference = reference if reference is not None else pde.reference()
         self.points = self.reference.points()
         self.batch_size = min(batch_size, len(self.points))
-        self._predict = jax.jit(lambda params, z: jax.vmap(lambda p: apply(params, p))(z))
+        self._jitted: dict[Callable, Callable] = {}
 
-    def predict(self, params, dtype) -> np.ndarray:
+    def predict(self, apply: Callable, params, dtype) -> np.ndarray:
         """[N, output_dim] predictions at every grid point, padded chunks of equal size."""
+        if apply not in self._jitted:
+            self._jitted[apply] = jax.jit(lambda params, z: jax.vmap(lambda p: apply(params, p))(z))
+        predict = self._jitted[apply]
         n, bs = len(self.points), self.batch_size
         pad = (-n) % bs
         points = np.concatenate([self.points, np.repeat(self.points[-1:], pad, axis=0)])
         chunks = [
-            np.asarray(self._predict(params, jnp.asarray(points[i : i + bs], dtype)))
+            np.asarray(predict(params, jnp.asarray(points[i : i + bs], dtype)))
             for i in range(0, len(points), bs)
         ]
         return np.concatenate(chunks)[:n].astype(np.float64)
 
-    def __call__(self, params, dtype=jnp.float32) -> Evaluation:
-        flat = self.predict(params, dtype)
+    def __call__(self, apply: Callable, params, dtype=jnp.float32) -> Evaluation:
+        flat = self.predict(apply, params, dtype)
         shape = self.reference.shape
         time_axis = self.pde.time_axis
         prediction, rel, mx, vs_t = {}, {}, {}, {}

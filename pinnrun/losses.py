@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,7 @@ class PINNLoss:
     apply: Callable[[Params, Array], Array]
     batch_size: int
     causal: CausalConfig | None = None
+    dtype: Any = jnp.float32
 
     @property
     def point_sets(self) -> tuple[PointSet, ...]:
@@ -54,10 +56,11 @@ class PINNLoss:
         return {ps.name: ps.sample(k, self.batch_size) for k, ps in zip(keys, sets) if ps.fixed}
 
     def sample(self, key: Array, fixed: Points) -> Points:
-        """Fresh points for every non-fixed point set, plus the fixed ones."""
+        """Fresh points for every non-fixed point set, plus the fixed ones, in the loss's dtype."""
         sets = self.point_sets
         keys = jax.random.split(key, len(sets))
-        return {ps.name: fixed[ps.name] if ps.fixed else ps.sample(k, self.batch_size) for k, ps in zip(keys, sets)}
+        points = {ps.name: fixed[ps.name] if ps.fixed else ps.sample(k, self.batch_size) for k, ps in zip(keys, sets)}
+        return {name: p.astype(self.dtype) for name, p in points.items()}
 
     # ----- residuals and losses -----
     def residuals(self, params: Params, points: Points) -> dict[str, Array]:
@@ -71,25 +74,54 @@ class PINNLoss:
                 out[term] = r.reshape(r.shape[0], -1)
         return out
 
-    def term_losses(self, params: Params, points: Points) -> tuple[dict[str, Array], dict[str, Array]]:
-        """(term -> unweighted loss, causal diagnostics)."""
+    def causal_sets(self) -> tuple[PointSet, ...]:
+        """The point sets that causal weighting applies to (none when it is off)."""
+        if self.causal is None:
+            return ()
+        return tuple(ps for ps in self.point_sets if ps.kind == "residual")
+
+    def term_losses(
+        self, params: Params, points: Points, causal_weights: Mapping[str, Array] | None = None
+    ) -> tuple[dict[str, Array], dict[str, Array]]:
+        """(term -> unweighted loss, causal diagnostics).
+
+        causal_weights: point set -> frozen causal weights (L-BFGS); None computes them from the
+        current residuals.
+        """
         residuals = self.residuals(params, points)
         losses = {term: jnp.mean(r**2) for term, r in residuals.items()}
         diagnostics: dict[str, Array] = {}
-        if self.causal is not None:
-            for ps in self.point_sets:
-                if ps.kind != "residual":
-                    continue
-                t = points[ps.name][:, self.causal.time_axis]
-                causal_losses, weights = causal_term_losses({k: residuals[k] for k in ps.terms}, t, self.causal)
-                losses.update(causal_losses)
-                diagnostics["causal/min_w"] = jnp.min(weights)
-                diagnostics["causal/mean_w"] = jnp.mean(weights)
+        all_weights = []
+        for ps in self.causal_sets():
+            t = points[ps.name][:, self.causal.time_axis]
+            frozen = None if causal_weights is None else causal_weights[ps.name]
+            causal_losses, weights = causal_term_losses({k: residuals[k] for k in ps.terms}, t, self.causal, frozen)
+            losses.update(causal_losses)
+            all_weights.append(weights)
+        if all_weights:
+            stacked = jnp.concatenate(all_weights)
+            diagnostics["causal/min_w"] = jnp.min(stacked)
+            diagnostics["causal/mean_w"] = jnp.mean(stacked)
         return losses, diagnostics
 
-    def total(self, params: Params, weights: Mapping[str, Array], points: Points):
+    def causal_weights(self, params: Params, points: Points) -> dict[str, Array]:
+        """point set -> causal weights at the current residuals (empty when causal training is off)."""
+        residuals = self.residuals(params, points)
+        out = {}
+        for ps in self.causal_sets():
+            t = points[ps.name][:, self.causal.time_axis]
+            out[ps.name] = causal_term_losses({k: residuals[k] for k in ps.terms}, t, self.causal)[1]
+        return out
+
+    def total(
+        self,
+        params: Params,
+        weights: Mapping[str, Array],
+        points: Points,
+        causal_weights: Mapping[str, Array] | None = None,
+    ):
         """(weighted total, (term losses, causal diagnostics)); weights carry no gradient."""
-        losses, diagnostics = self.term_losses(params, points)
+        losses, diagnostics = self.term_losses(params, points, causal_weights)
         weights = jax.lax.stop_gradient(weights)
         total = sum(weights[k] * losses[k] for k in self.term_names)
         return total, (losses, diagnostics)
@@ -100,16 +132,19 @@ class PINNLoss:
         return jnp.stack([losses[k] for k in self.term_names])
 
 
-def causal_term_losses(residuals: Mapping[str, Array], t: Array, cfg: CausalConfig):
+def causal_term_losses(residuals: Mapping[str, Array], t: Array, cfg: CausalConfig, weights: Array | None = None):
     """Causally weighted losses of the residual terms of one point set, sharing one set of weights.
 
-    l[e, c] = mean squared residual of equation e in time chunk c; w_c = min_e exp(-tol sum_{j<c} l[e, j]).
+    l[e, c] = mean squared residual of equation e in time chunk c; w_c = min_e exp(-tol sum_{j<c} l[e, j]),
+    unless frozen ``weights`` are given.
     """
     from pinnrun.weighting import causal_weights_system, chunk_means
 
     names = list(residuals)
     sq = jnp.stack([jnp.mean(residuals[k] ** 2, axis=-1) for k in names])  # [E, n]
-    chunk_losses = jax.vmap(lambda s: chunk_means(s, t, cfg.num_chunks, cfg.t_min, cfg.t_max))(sq)  # [E, C]
-    weights = causal_weights_system(chunk_losses, cfg.tol)
+    chunk_losses = chunk_means(sq.T, t, cfg.num_chunks, cfg.t_min, cfg.t_max)  # [E, C]
+    if weights is None:
+        weights = causal_weights_system(chunk_losses, cfg.tol)
+    weights = jax.lax.stop_gradient(weights)
     losses = {k: jnp.mean(weights * chunk_losses[e]) for e, k in enumerate(names)}
     return losses, weights

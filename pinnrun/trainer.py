@@ -21,11 +21,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from pinnrun import alignment
+from pinnrun.adaptive import AdaptiveWeights
 from pinnrun.evaluation import Evaluation, Evaluator
 from pinnrun.losses import PINNLoss
+from pinnrun.phases import Phase, PhaseStepper, build_stepper, learning_rate, plan_phases
 from pinnrun.sinks import JsonlSink, Progress, Sink
 
 Array = jax.Array
@@ -45,12 +46,18 @@ class Components:
     """What a run is made of, built from the config by ``pinnrun.build``."""
 
     pde: Any
-    model: Any
-    loss: PINNLoss
-    optimizer: optax.GradientTransformation
-    schedule: optax.Schedule
+    model_for: Callable[[Any], Any]  # dtype -> Model (a float64 phase uses a float64 network)
+    loss_for: Callable[[Any], PINNLoss]  # dtype -> PINNLoss
     weights: dict[str, float]
-    dtype: Any
+    dtype: Any  # of the first phase
+
+    @property
+    def model(self):
+        return self.model_for(self.dtype)
+
+    @property
+    def loss(self) -> PINNLoss:
+        return self.loss_for(self.dtype)
 
 
 def chunk_length(train_cfg: Mapping[str, Any], *intervals: int) -> int:
@@ -63,30 +70,13 @@ def chunk_length(train_cfg: Mapping[str, Any], *intervals: int) -> int:
     return length
 
 
-def make_step(loss: PINNLoss, optimizer: optax.GradientTransformation, fixed_points) -> Callable:
-    """One optimisation step: sample points, differentiate the weighted loss, apply the update."""
-
-    def step(state: TrainState):
-        key, sample_key = jax.random.split(state.key)
-        points = loss.sample(sample_key, fixed_points)
-        (total, (losses, diagnostics)), grads = jax.value_and_grad(loss.total, has_aux=True)(
-            state.params, state.weights, points
-        )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = TrainState(state.step + 1, params, opt_state, state.weights, key)
-        return new_state, (total, losses, diagnostics, updates)
-
-    return step
-
-
-def make_chunk(step: Callable, length: int) -> Callable:
+def make_chunk(stepper: PhaseStepper, length: int) -> Callable:
     """``length`` steps in one lax.scan; returns the last step's losses and the inter-step alignment."""
 
     def chunk(state: TrainState):
         def body(carry, _):
             state, previous_update = carry
-            state, (total, losses, diagnostics, update) = step(state)
+            state, (total, losses, diagnostics, update) = stepper.step(state)
             cosine = alignment.cosine(update, previous_update)
             return (state, update), (total, losses, diagnostics, cosine)
 
@@ -94,9 +84,13 @@ def make_chunk(step: Callable, length: int) -> Callable:
         (state, _), (totals, losses, diagnostics, cosines) = jax.lax.scan(
             body, (state, zero_update), None, length=length
         )
-        metrics = {"loss": totals[-1]}
-        metrics.update({f"loss/{k}": v[-1] for k, v in losses.items()})
-        metrics.update({k: v[-1] for k, v in diagnostics.items()})
+        if stepper.chunk_losses is not None:
+            total, losses, diagnostics = stepper.chunk_losses(state)
+        else:
+            total, losses, diagnostics = totals[-1], {k: v[-1] for k, v in losses.items()}, {k: v[-1] for k, v in diagnostics.items()}
+        metrics = {"loss": total}
+        metrics.update({f"loss/{k}": v for k, v in losses.items()})
+        metrics.update(diagnostics)
         if length > 1:  # the first step of a chunk has no predecessor inside it
             metrics["align/inter"] = jnp.mean(cosines[1:])
         return state, metrics
@@ -142,12 +136,15 @@ class Trainer:
         self.c = components
         self.run_dir = Path(run_dir)
         self.train_cfg = cfg["train"]
+        self.phases = plan_phases(cfg["optim"], int(self.train_cfg["steps"]), self.train_cfg["precision"])
         self.progress = Progress(self.train_cfg["steps"], self.train_cfg["progress"])
         self.jsonl = JsonlSink(self.run_dir / "metrics.jsonl")
         self.sinks: list[Sink] = [self.jsonl, *(sinks or [])]
-        self.evaluator = Evaluator(self.c.pde, self.c.model.apply, self.train_cfg["eval_batch_size"])
-        self.term_names = self.c.loss.term_names
-        self._compiled: dict[int, Callable] = {}
+        self.evaluator = Evaluator(self.c.pde, self.train_cfg["eval_batch_size"])
+        self.term_names = self.c.pde.term_names
+        self.weighting = AdaptiveWeights(cfg["weighting"], self.term_names)
+        self._compiled: dict[tuple[int, int], Callable] = {}
+        self._alignment_fns: dict[int, Callable] = {}
         self.compile_seconds = 0.0
 
     # ----- state -----
@@ -157,93 +154,129 @@ class Trainer:
         params = self.c.model.init(init_key)
         self.fixed_points = self.c.loss.fixed_points(points_key)
         weights = {k: jnp.asarray(v, self.c.dtype) for k, v in self.c.weights.items()}
-        return TrainState(jnp.asarray(0, jnp.int32), params, self.c.optimizer.init(params), weights, train_key)
+        return TrainState(jnp.asarray(0, jnp.int32), params, None, weights, train_key)
 
-    def _chunk_fn(self, length: int, state: TrainState) -> Callable:
-        if length not in self._compiled:
-            chunk = make_chunk(make_step(self.c.loss, self.c.optimizer, self.fixed_points), length)
-            first = not self._compiled
-            if first:
+    def dtype(self, phase: Phase):
+        return jnp.float64 if phase.precision == "float64" else jnp.float32
+
+    def enter_phase(self, phase: Phase, state: TrainState) -> TrainState:
+        """Cast the state to the phase's precision and start its optimizer."""
+        dtype = self.dtype(phase)
+        cast = lambda tree: jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)  # noqa: E731
+        params, weights = cast(state.params), cast(state.weights)
+        self.stepper = build_stepper(phase, self.c.loss_for(dtype), self.fixed_points)
+        opt_state = self.stepper.init(params, jax.random.fold_in(state.key, phase.index))
+        if len(self.phases) > 1:
+            self.progress.message(f"phase {phase.index + 1}/{len(self.phases)}: {phase.name} from step {phase.start} ({phase.precision})")
+        state = state._replace(params=params, opt_state=opt_state, weights=weights)
+        # An optimizer's init may keep references to the params (L-BFGS does): the chunk donates its
+        # input, and XLA refuses to donate one buffer twice, so give every leaf its own buffer.
+        return jax.tree.map(jnp.copy, state)
+
+    def _chunk_fn(self, phase: Phase, length: int, state: TrainState) -> Callable:
+        key = (phase.index, length)
+        if key not in self._compiled:
+            if not self._compiled:
                 self.progress.message(f"compiling the training step ({length} steps per call) ...")
             start = time.perf_counter()
-            self._compiled[length] = jax.jit(chunk, donate_argnums=0).lower(state).compile()
+            chunk = make_chunk(self.stepper, length)
+            self._compiled[key] = jax.jit(chunk, donate_argnums=0).lower(state).compile()
             seconds = time.perf_counter() - start
             self.compile_seconds += seconds
             self.progress.message(f"compiled in {seconds:.1f} s")
-        return self._compiled[length]
+        return self._compiled[key]
 
-    # ----- evaluation and logging -----
-    def evaluate(self, params) -> Evaluation:
-        return self.evaluator(params, self.c.dtype)
+    # ----- evaluation and diagnostics -----
+    def evaluate(self, phase: Phase, params) -> Evaluation:
+        dtype = self.dtype(phase)
+        return self.evaluator(self.c.model_for(dtype).apply, params, dtype)
 
-    def alignment_metrics(self, state: TrainState) -> dict[str, float]:
-        if not hasattr(self, "_alignment_fn"):
+    def per_term_gradients(self, phase: Phase, state: TrainState, salt: int):
+        """jacrev of the loss vector: leaves with a leading axis of K terms, on a fresh batch."""
+        loss = self.c.loss_for(self.dtype(phase))
+        points = loss.sample(jax.random.fold_in(state.key, salt), self.fixed_points)
+        return jax.jacrev(loss.loss_vector)(state.params, points)
+
+    def alignment_metrics(self, phase: Phase, state: TrainState) -> dict[str, float]:
+        if phase.index not in self._alignment_fns:
+            optim = phase.cfg
 
             def fn(state):
-                points = self.c.loss.sample(jax.random.fold_in(state.key, 1), self.fixed_points)
-                per_term = jax.jacrev(self.c.loss.loss_vector)(state.params, points)
-                optim = self.cfg["optim"]
+                per_term = self.per_term_gradients(phase, state, salt=1)
                 preconditioned = alignment.precondition(
                     state.opt_state, per_term, eps=optim.get("eps", 1e-8), b2=optim.get("b2", 0.999), batched=True
                 )
                 return alignment.alignment_metrics(self.term_names, per_term, preconditioned)
 
-            self._alignment_fn = jax.jit(fn)
-        return {k: float(v) for k, v in self._alignment_fn(state).items()}
+            self._alignment_fns[phase.index] = jax.jit(fn)
+        return {k: float(v) for k, v in self._alignment_fns[phase.index](state).items()}
 
     def _log(self, record: dict[str, Any]) -> None:
         for sink in self.sinks:
             sink.log(record)
 
-    # ----- the loop -----
-    def train(self) -> dict[str, Any]:
+    def intervals(self) -> tuple[int, int, int]:
         cfg = self.train_cfg
-        total = int(cfg["steps"])
         log_every, eval_every = int(cfg["log_every"]), int(cfg["eval_every"])
         align_every = log_every if cfg["alignment_every"] is None else int(cfg["alignment_every"])
-        length = chunk_length(cfg, log_every, eval_every, align_every)
+        return log_every, eval_every, align_every
+
+    # ----- the loop -----
+    def train(self) -> dict[str, Any]:
+        total = int(self.train_cfg["steps"])
+        log_every, eval_every, align_every = self.intervals()
+        length = chunk_length(self.train_cfg, log_every, eval_every, align_every, self.weighting.interval)
 
         state = self.init_state()
         best: dict[str, float] = {}
         latest_errors: dict[str, float] = {}
+        record: dict[str, Any] = {}
         train_seconds = 0.0
         wall_start = time.perf_counter()
         step = 0
-        while step < total:
-            n = min(length, total - step)
-            chunk = self._chunk_fn(n, state)
-            start = time.perf_counter()
-            state, metrics = chunk(state)
-            metrics = jax.device_get(metrics)  # waits for the chunk: the only host sync per chunk
-            train_seconds += time.perf_counter() - start
-            step += n
-            record: dict[str, Any] = {}
-            evaluated = False
-            last = step == total
-            if step % log_every == 0 or last:
-                record.update({k: float(v) for k, v in metrics.items()})
-                record["lr"] = float(self.c.schedule(step - 1))
-                record.update({f"weight/{k}": float(v) for k, v in state.weights.items()})
-                if not math.isfinite(record["loss"]):
-                    bad = [k for k in self.term_names if not math.isfinite(record[f"loss/{k}"])]
-                    self.progress.message(f"non-finite loss at step {step} (terms: {', '.join(bad) or 'total'})")
-                    raise FloatingPointError(f"non-finite loss at step {step} in term(s) {', '.join(bad) or 'total'}")
-            if align_every and (step % align_every == 0 or last):
-                record.update(self.alignment_metrics(state))
-            if step % eval_every == 0 or last:
-                evaluation = self.evaluate(state.params)
-                latest_errors = evaluation.rel_l2
-                record.update(evaluation.metrics())
-                evaluated = True
-                for k, v in evaluation.rel_l2.items():
-                    best[k] = min(best.get(k, math.inf), v)
-            if record:
-                record = {"step": step, "wall_seconds": time.perf_counter() - wall_start, **record}
-                self._log(record)
-            rate = step / train_seconds if train_seconds > 0 else 0.0
-            self.progress.update(step, rate, record.get("loss"), latest_errors if evaluated else None)
+        for phase in self.phases:
+            state = self.enter_phase(phase, state)
+            while step < phase.end:
+                if self.weighting.due(step, phase):
+                    loss = self.c.loss_for(self.dtype(phase))
+                    state = state._replace(weights=self.weighting.update(phase, loss, self.fixed_points, state))
+                n = min(length - step % length, phase.end - step)
+                chunk = self._chunk_fn(phase, n, state)
+                start = time.perf_counter()
+                state, metrics = chunk(state)
+                metrics = jax.device_get(metrics)  # waits for the chunk: the only host sync per chunk
+                train_seconds += time.perf_counter() - start
+                step += n
+                record = {}
+                evaluated = False
+                last = step == phase.end
+                if step % log_every == 0 or last:
+                    record.update({k: float(v) for k, v in metrics.items()})
+                    lr = learning_rate(phase, step - 1)
+                    if lr is not None:
+                        record["lr"] = lr
+                    record.update({f"weight/{k}": float(v) for k, v in state.weights.items()})
+                    if len(self.phases) > 1:
+                        record["phase"] = phase.name
+                    if not math.isfinite(record["loss"]):
+                        bad = [k for k in self.term_names if not math.isfinite(record[f"loss/{k}"])]
+                        raise FloatingPointError(f"non-finite loss at step {step} in term(s) {', '.join(bad) or 'total'}")
+                if align_every and (step % align_every == 0 or last):
+                    record.update(self.alignment_metrics(phase, state))
+                if step % eval_every == 0 or last:
+                    evaluation = self.evaluate(phase, state.params)
+                    latest_errors = evaluation.rel_l2
+                    record.update(evaluation.metrics())
+                    evaluated = True
+                    for k, v in evaluation.rel_l2.items():
+                        best[k] = min(best.get(k, math.inf), v)
+                if record:
+                    record = {"step": step, "wall_seconds": time.perf_counter() - wall_start, **record}
+                    self._log(record)
+                rate = step / train_seconds if train_seconds > 0 else 0.0
+                self.progress.update(step, rate, record.get("loss"), latest_errors if evaluated else None)
 
-        evaluation = self.evaluate(state.params)
+        evaluation = self.evaluate(self.phases[-1], state.params)
         self.final_state, self.final_evaluation = state, evaluation
         summary = {
             "steps": total,
@@ -253,12 +286,12 @@ class Trainer:
             "final_rel_l2": evaluation.rel_l2,
             "best_rel_l2": {k: min(best.get(k, math.inf), v) for k, v in evaluation.rel_l2.items()},
             "final_max_abs": evaluation.max_abs,
-            "final_loss": record.get("loss") if record else None,
-            "seed": int(cfg["seed"]),
+            "final_loss": record.get("loss"),
+            "seed": int(self.train_cfg["seed"]),
             "device": device_description(),
             "versions": versions(),
             "pde": self.c.pde.name,
-            "optimizer": self.cfg["optim"]["name"],
+            "optimizer": "+".join(p.name for p in self.phases),
             "arch": self.cfg["arch"]["name"],
         }
         self.write_outputs(state, evaluation, summary)

@@ -135,7 +135,7 @@ def interleaved(runners: dict[str, Callable[[], None]], repeats: int) -> dict[st
 
 def section_core(args) -> None:
     cfg = composed()
-    with jax_settings(cfg["train"]):
+    with jax_settings(cfg):
         components = build(cfg)
         fast, fast_compile = pinnrun_runner(components, args.steps)
         slow, slow_compile = naive_runner(components, args.steps)

@@ -40,7 +40,7 @@ def constructor(name: str) -> Callable[..., optax.GradientTransformation]:
 
 def optimizer_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The constructor keyword arguments of an optimizer config (everything but the common keys)."""
-    return {k: v for k, v in cfg.items() if k not in COMMON_KEYS and k != "steps"}
+    return {k: v for k, v in cfg.items() if k not in COMMON_KEYS and k not in ("steps", "precision")}
 
 
 def allowed_kwargs(name: str) -> tuple[str, ...]:

@@ -1,0 +1,76 @@
+"""Adaptive loss weights (gradient-norm and NTK balancing), updated between chunks.
+
+Every ``update_every`` steps the trainer asks for new weights: w_new from the per-term gradient
+norms (``grad_norm``) or mean NTK diagonals (``ntk``), then w <- momentum w_old + (1 - momentum) w_new.
+The weights are constants inside the steps (the loss stops their gradient). L-BFGS phases keep them
+frozen, since the line search needs one fixed objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from pinnrun import weighting
+from pinnrun.losses import PINNLoss
+
+
+def grad_norm_targets(loss: PINNLoss, params, points) -> jax.Array:
+    """[K] balancing weights from ||grad L_k|| (one jacrev of the loss vector)."""
+    per_term = jax.jacrev(loss.loss_vector)(params, points)
+    sq = sum(jnp.sum(leaf.reshape(leaf.shape[0], -1) ** 2, axis=1) for leaf in jax.tree.leaves(per_term))
+    return weighting.grad_norm_weights(jnp.sqrt(sq))
+
+
+def ntk_targets(loss: PINNLoss, params, points, key, chunk_size: int, max_points: int | None) -> jax.Array:
+    """[K] balancing weights from each term's mean NTK diagonal, on at most max_points points."""
+    traces = []
+    for ps in loss.point_sets:
+        for term in ps.terms:
+
+            def point_residual(p, z, ps=ps, term=term):
+                return ps.residuals(lambda zz: loss.apply(p, zz), z)[term].reshape(-1)
+
+            key, sub = jax.random.split(key)
+            pts = points[ps.name]
+            limit = max_points if max_points and max_points < pts.shape[0] else None
+            traces.append(weighting.ntk_trace(point_residual, params, pts, chunk_size, max_points=limit, key=sub))
+    return weighting.ntk_weights(jnp.stack(traces))
+
+
+class AdaptiveWeights:
+    """When and how a run's loss weights change."""
+
+    def __init__(self, cfg: Mapping[str, Any], term_names: tuple[str, ...]):
+        self.scheme = cfg["name"]
+        self.term_names = term_names
+        self.momentum = float(cfg["momentum"])
+        self.interval = int(cfg["update_every"]) if self.scheme != "fixed" else 0
+        self.chunk_size = int(cfg.get("ntk_chunk_size", 64))
+        self.max_points = cfg.get("ntk_max_points")
+        self._fns: dict[int, Any] = {}
+
+    def due(self, step: int, phase) -> bool:
+        return bool(self.interval) and phase.name != "lbfgs" and step % self.interval == 0
+
+    def _fn(self, phase, loss: PINNLoss, fixed_points):
+        if phase.index not in self._fns:
+
+            def update(params, weights, key):
+                points = loss.sample(key, fixed_points)
+                if self.scheme == "grad_norm":
+                    target = grad_norm_targets(loss, params, points)
+                else:
+                    target = ntk_targets(loss, params, points, jax.random.fold_in(key, 1), self.chunk_size, self.max_points)
+                new = {k: target[i].astype(weights[k].dtype) for i, k in enumerate(self.term_names)}
+                return weighting.smooth(weights, new, self.momentum)
+
+            self._fns[phase.index] = jax.jit(update)
+        return self._fns[phase.index]
+
+    def update(self, phase, loss: PINNLoss, fixed_points, state) -> dict[str, jax.Array]:
+        fn = self._fn(phase, loss, fixed_points)
+        return fn(state.params, state.weights, jax.random.fold_in(state.key, 2))

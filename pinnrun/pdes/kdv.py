@@ -1,0 +1,73 @@
+"""1-D Korteweg-de Vries equation (BENCHMARKS.md section 4).
+
+    u_t + u u_x + delta^2 u_xxx = 0,  x in [-1, 1], t in [0, 1], delta = 0.022
+    u(0, x) = cos(pi x),  periodic in x (period 2)
+Periodicity comes from the architecture's periodic embedding, so there is no boundary term.
+Reference: ETDRK4 Fourier spectral (pinnrun.reference).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from pinnrun.derivatives import derivatives
+from pinnrun.pdes.base import PDE, PointSet, Reference
+
+
+class KdV(PDE):
+    name = "kdv"
+    input_names = ("t", "x")
+    field_names = ("u",)
+
+    def __init__(self, delta: float = 0.022, t_max: float = 1.0, eval_resolution=(201, 512), weights=None):
+        for key, value in (("delta", delta), ("t_max", t_max)):
+            if not value > 0:
+                raise ValueError(f"pde.{key} must be positive; got {value}")
+        if len(eval_resolution) != 2 or min(eval_resolution) < 2:
+            raise ValueError(f"pde.eval_resolution must be [nt, nx], each >= 2; got {list(eval_resolution)}")
+        super().__init__({"t": (0.0, t_max), "x": (-1.0, 1.0)}, weights)
+        self.delta = float(delta)
+        self.eval_resolution = tuple(int(n) for n in eval_resolution)
+
+    @property
+    def periodic_axes(self):
+        lo, hi = self.bounds["x"]
+        return {1: hi - lo}
+
+    def u0(self, x, xp=jnp):
+        return xp.cos(xp.pi * x)
+
+    def _x_grid(self):
+        return np.linspace(*self.bounds["x"], self.eval_resolution[1])
+
+    def initial_condition(self):
+        x = self._x_grid()
+        points = np.stack([np.zeros_like(x), x], axis=-1)
+        return points, self.u0(x, xp=np)[:, None]
+
+    def residual(self, f, z):
+        _, u_t = derivatives(f, z, axis=0, order=1)
+        u, u_x, _, u_xxx = derivatives(f, z, axis=1, order=3)
+        return u_t + u * u_x + self.delta**2 * u_xxx
+
+    def point_sets(self):
+        ic_points = jnp.asarray(self.initial_condition()[0])
+
+        def initial(f, z):
+            return {"ic": f(z) - self.u0(z[1])}
+
+        def interior(f, z):
+            return {"res": self.residual(f, z)}
+
+        return (
+            PointSet("initial", ("ic",), lambda key, n: ic_points, initial, "initial", fixed=True),
+            PointSet("interior", ("res",), self.sample_interior, interior),
+        )
+
+    def reference(self):
+        from pinnrun import reference
+
+        nt, nx = self.eval_resolution
+        data = reference.load(self.name, delta=self.delta, T=self.bounds["t"][1], nt=nt, nx=nx)
+        return Reference(axes={"t": data["t"], "x": data["x"]}, fields={"u": data["u"]})
