@@ -307,7 +307,10 @@ class Trainer:
         if self.train_cfg["figures"]:
             from pinnrun import figures
 
+            from pinnrun.plot import plot_training
+
             figures.plot_solution(self.evaluator.reference, evaluation, self.run_dir / "solution.png")
+            plot_training(self.run_dir)
             if evaluation.rel_l2_vs_t is not None:
                 figures.plot_error_vs_time(self.evaluator.reference.axes["t"], evaluation, self.run_dir / "error_vs_t.png")
         tmp = self.run_dir / "summary.json.tmp"

@@ -3,11 +3,17 @@
 Every comparison interleaves its contenders for at least 5 repeats, excludes compilation, and prints
 the medians and their ratio. Sections:
 
-  core   pinnrun's chunked training step vs. the same step written naively (input derivatives by
-         nested reverse-mode jax.grad per point under vmap, one jitted step per Python iteration).
-         Target: pinnrun >= 2x naive on a 2-core CPU.
+  core       pinnrun's chunked training step vs. the same step written naively (input derivatives
+             by nested reverse-mode jax.grad per point under vmap, one jitted step per Python
+             iteration). Target: pinnrun >= 2x naive on a 2-core CPU.
+  optim      steps/s of Adam, SOAP and Shampoo on the default Kovasznay config and on a
+             PirateNet-sized MLP (width 256, 4 layers, batch 4096). Target: SOAP at
+             precondition_frequency 2 costs at most 1.3x Adam per step on the width-256 network.
+  alignment  a chunk of 100 steps with and without the alignment diagnostics that
+             train.alignment_every=100 adds (per-term gradients by one jacrev, preconditioned
+             scores). Target: at most 10% slower.
 
-Usage: python scripts/bench.py [--section core] [--repeats 5] [--steps 100]
+Usage: python scripts/bench.py [--section core|optim|alignment|all] [--repeats 5] [--steps 100]
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ import jax.numpy as jnp
 import optax
 from hydra import compose, initialize_config_module
 
+from pinnrun import alignment
 from pinnrun.build import build, jax_settings
 from pinnrun.config import validate
-from pinnrun.trainer import TrainState, make_chunk, make_step
+from pinnrun.optim.factory import build_optimizer
+from pinnrun.phases import build_stepper, plan_phases
+from pinnrun.trainer import TrainState, make_chunk
 
 
 def composed(*overrides: str) -> dict:
@@ -37,32 +46,47 @@ def initial_state(components, seed: int = 0):
     params = components.model.init(init_key)
     fixed = components.loss.fixed_points(points_key)
     weights = {k: jnp.asarray(v, components.dtype) for k, v in components.weights.items()}
-    state = TrainState(jnp.asarray(0, jnp.int32), params, components.optimizer.init(params), weights, train_key)
+    state = TrainState(jnp.asarray(0, jnp.int32), params, None, weights, train_key)
     return state, fixed
 
 
-def pinnrun_runner(components, steps: int) -> tuple[Callable[[], None], float]:
-    """(run `steps` steps, compile seconds) with the trainer's own chunk function."""
+def stepper_for(cfg, components, fixed):
+    phase = plan_phases(cfg["optim"], int(cfg["train"]["steps"]), cfg["train"]["precision"])[0]
+    return build_stepper(phase, components.loss, fixed)
+
+
+def pinnrun_runner(cfg, components, steps: int, after_chunk: Callable | None = None) -> tuple[Callable[[], None], float]:
+    """(run `steps` steps, compile seconds) with the trainer's own chunk function.
+
+    after_chunk(state) runs on the host after each chunk (the diagnostics the trainer adds there).
+    """
     state, fixed = initial_state(components)
+    stepper = stepper_for(cfg, components, fixed)
+    state = state._replace(opt_state=stepper.init(state.params, state.key))
     start = time.perf_counter()
-    chunk = jax.jit(make_chunk(make_step(components.loss, components.optimizer, fixed), steps)).lower(state).compile()
+    chunk = jax.jit(make_chunk(stepper, steps)).lower(state).compile()
+    if after_chunk is not None:
+        jax.block_until_ready(after_chunk(state))
     compile_seconds = time.perf_counter() - start
     holder = {"state": state}
 
     def run():
         holder["state"], metrics = chunk(holder["state"])
+        if after_chunk is not None:
+            metrics = (metrics, after_chunk(holder["state"]))
         jax.block_until_ready(metrics)
 
     return run, compile_seconds
 
 
-def naive_runner(components, steps: int) -> tuple[Callable[[], None], float]:
+def naive_runner(cfg, components, steps: int) -> tuple[Callable[[], None], float]:
     """The same loss and optimizer, written the way a first PINN script usually is."""
     pde, model = components.pde, components.model
     assert pde.name == "kovasznay", "the naive reference is written for Kovasznay"
     nu = pde.nu
-    optimizer = components.optimizer
+    optimizer, _ = build_optimizer(cfg["optim"])
     state, _ = initial_state(components)
+    state = state._replace(opt_state=optimizer.init(state.params))
     params, opt_state, key = state.params, state.opt_state, state.key
     weights = components.weights
 
@@ -137,8 +161,8 @@ def section_core(args) -> None:
     cfg = composed()
     with jax_settings(cfg):
         components = build(cfg)
-        fast, fast_compile = pinnrun_runner(components, args.steps)
-        slow, slow_compile = naive_runner(components, args.steps)
+        fast, fast_compile = pinnrun_runner(cfg, components, args.steps)
+        slow, slow_compile = naive_runner(cfg, components, args.steps)
         medians = interleaved({"pinnrun": fast, "naive": slow}, args.repeats)
     rate = {k: args.steps / v for k, v in medians.items()}
     print(f"== core: default Kovasznay config (4x64 tanh MLP, batch 1024, Adam), device {jax.devices()[0].device_kind}")
@@ -147,7 +171,54 @@ def section_core(args) -> None:
     print(f"ratio pinnrun/naive: {rate['pinnrun'] / rate['naive']:.2f}x  (target >= 2x; median of {args.repeats} interleaved repeats of {args.steps} steps)")
 
 
-SECTIONS = {"core": section_core}
+def section_optim(args) -> None:
+    setups = [
+        ("default Kovasznay (4x64 tanh, batch 1024)", [], args.steps),
+        ("PirateNet-sized MLP (width 256, 4 layers, batch 4096)", ["arch.width=256", "train.batch_size=4096"], args.big_steps),
+    ]
+    for title, overrides, steps in setups:
+        rates, compiles = {}, {}
+        runners = {}
+        for name in ("adam", "soap", "shampoo"):
+            cfg = composed(f"optim={name}", *overrides)
+            with jax_settings(cfg):
+                runners[name], compiles[name] = pinnrun_runner(cfg, build(cfg), steps)
+        cfg = composed(*overrides)
+        with jax_settings(cfg):
+            medians = interleaved(runners, args.repeats)
+        rates = {k: steps / v for k, v in medians.items()}
+        print(f"== optim: {title}, {steps} steps per repeat, device {jax.devices()[0].device_kind}")
+        for name, rate in rates.items():
+            print(f"{name:8s} {rate:8.2f} steps/s   compile {compiles[name]:5.1f} s   cost per step vs adam {rates['adam'] / rate:5.2f}x")
+    print(f"target: SOAP (precondition_frequency 2) <= 1.3x Adam per step on the width-256 network; median of {args.repeats} interleaved repeats")
+
+
+def section_alignment(args) -> None:
+    cfg = composed("train.alignment_every=100")
+    with jax_settings(cfg):
+        components = build(cfg)
+        loss = components.loss
+        term_names = loss.term_names
+        _, fixed = initial_state(components)
+
+        @jax.jit
+        def diagnostics(state):
+            points = loss.sample(jax.random.fold_in(state.key, 1), fixed)
+            per_term = jax.jacrev(loss.loss_vector)(state.params, points)
+            preconditioned = alignment.precondition(state.opt_state, per_term, batched=True)
+            return alignment.alignment_metrics(term_names, per_term, preconditioned)
+
+        plain, _ = pinnrun_runner(cfg, components, 100)
+        with_alignment, _ = pinnrun_runner(cfg, components, 100, after_chunk=diagnostics)
+        medians = interleaved({"off": plain, "every 100": with_alignment}, args.repeats)
+    overhead = medians["every 100"] / medians["off"] - 1
+    print(f"== alignment: default Kovasznay config, chunks of 100 steps, device {jax.devices()[0].device_kind}")
+    print(f"off        {100 / medians['off']:8.1f} steps/s")
+    print(f"every 100  {100 / medians['every 100']:8.1f} steps/s")
+    print(f"overhead: {100 * overhead:+.1f}%  (target <= 10%; median of {args.repeats} interleaved repeats)")
+
+
+SECTIONS = {"core": section_core, "optim": section_optim, "alignment": section_alignment}
 
 
 def main() -> None:
@@ -155,6 +226,7 @@ def main() -> None:
     parser.add_argument("--section", choices=[*SECTIONS, "all"], default="all")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--big-steps", type=int, default=5, help="steps per repeat on the width-256 network")
     args = parser.parse_args()
     if args.repeats < 5:
         parser.error("--repeats must be at least 5")

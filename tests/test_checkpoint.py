@@ -175,8 +175,11 @@ def test_damaged_latest_falls_back_to_previous(tmp_path, damage):
                 os.truncate(path, path.stat().st_size // 2)
     else:
         shutil.rmtree(latest / "state")
-    with pytest.warns(RuntimeWarning, match="step 3"):
+    with pytest.warns(RuntimeWarning) as caught:
         restored, meta, step = ckpt.restore(make_state())
+    messages = [str(w.message) for w in caught]
+    assert any("checkpoint at step 3" in m and "cannot be restored" in m for m in messages), messages
+    assert any("moved the damaged checkpoint" in m and m.endswith("3.corrupt") for m in messages), messages
     assert step == 2 and meta == {"step": 2}
     assert_bitwise_equal(restored, make_state(seed=2, step=2))
     # The damaged folder is moved aside, so training can save step 3 again.

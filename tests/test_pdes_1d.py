@@ -255,18 +255,18 @@ def composed(*overrides):
 
 
 RECIPES = {
-    # name: (fourier scale, causal tol or None, batch size, steps, ic weight)
-    "burgers": (1.0, None, 8192, 100_000, 100.0),
-    "allen_cahn": (2.0, None, 8192, 300_000, 100.0),
-    "kdv": (1.0, 0.1, 4096, 200_000, 100.0),
-    "ks": (1.0, 0.1, 4096, 200_000, 1000.0),
+    # name: (fourier scale, weighting, causal tol or None, batch size, steps, ic weight)
+    "burgers": (1.0, "fixed", None, 8192, 100_000, 100.0),
+    "allen_cahn": (2.0, "ntk", None, 8192, 300_000, 100.0),
+    "kdv": (1.0, "fixed", 0.1, 4096, 200_000, 100.0),
+    "ks": (1.0, "fixed", 0.1, 4096, 200_000, 1000.0),
 }
 
 
 @pytest.mark.parametrize("name", list(CLASSES))
 def test_config_composes_validates_and_builds(name):
     cfg = validate(composed(f"pde={name}"))
-    scale, tol, batch, steps, ic_weight = RECIPES[name]
+    scale, weighting, tol, batch, steps, ic_weight = RECIPES[name]
     pde = build_pde(cfg["pde"])
     assert type(pde) is CLASSES[name]
     # Every term is listed in the yaml, and the yaml's parameters are the class defaults.
@@ -277,12 +277,14 @@ def test_config_composes_validates_and_builds(name):
         if key != "_weights":
             assert getattr(pde, key) == value, key
     assert cfg["arch"]["periodic"] is True and cfg["arch"]["fourier"]["scale"] == scale
+    assert cfg["weighting"]["name"] == weighting
     assert cfg["weighting"]["causal"] is (tol is not None)
     if tol is not None:
         assert cfg["weighting"]["causal_tol"] == tol
     assert cfg["train"]["batch_size"] == batch and cfg["train"]["steps"] == steps
     # A user's override still wins over the recipe.
     assert validate(composed(f"pde={name}", "train.steps=7"))["train"]["steps"] == 7
+    assert validate(composed(f"pde={name}", "weighting=grad_norm"))["weighting"]["name"] == "grad_norm"
 
 
 # ----- the real references (generated on first use, a few seconds each) -----------------------------

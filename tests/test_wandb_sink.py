@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -72,7 +73,20 @@ def summary_keys(path: Path) -> set[str]:
 
 
 def run_files(run_dir: Path, run_id: str) -> list[Path]:
-    return sorted((run_dir / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))
+    return sorted((run_dir / "wandb").glob(f"offline-run-*-{run_id}*/run-{run_id}.wandb"))
+
+
+def eventually(check, timeout: float = 20.0):
+    """``check()`` once it is truthy: offline, ``run.finish()`` can return before wandb-core has flushed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except Exception:  # a file still being written may not parse yet
+            result = None
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
 
 
 RECORDS = [
@@ -98,25 +112,32 @@ def test_offline_log_close_and_resume(monkeypatch, tmp_path):
     sink.close({"final_rel_l2": {"u": 0.05}, "steps": 20})
     sink.close({})  # idempotent
 
-    files = run_files(run_dir, run_id)
-    assert len(files) == 1
-    rows = [row for row in history(files[0]) if "loss" in row]
-    assert [row["step"] for row in rows] == ["10", "20"]
-    assert {"align/intra", "align/inter", "rel_l2/u"} <= set(rows[0])
-    assert float(rows[1]["align/inter"]) == 0.125
-    images = [row for row in history(files[0]) if any(k.startswith("figures/solution/") for k in row)]
+    def first_run_complete():
+        files = run_files(run_dir, run_id)
+        if len(files) == 1 and {"final_rel_l2/u", "steps"} <= summary_keys(files[0]):
+            return history(files[0])
+
+    rows = eventually(first_run_complete)
+    assert rows, f"no complete offline run for {run_id} under {run_dir / 'wandb'}"
+    logged = [row for row in rows if "loss" in row]
+    assert [row["step"] for row in logged] == ["10", "20"]
+    assert {"align/intra", "align/inter", "rel_l2/u"} <= set(logged[0])
+    assert float(logged[1]["align/inter"]) == 0.125
+    images = [row for row in rows if any(k.startswith("figures/solution/") for k in row)]
     assert len(images) == 1 and images[0]["step"] == "20"
     assert images[0]["figures/solution/_type"] == '"image-file"'
-    assert {"final_rel_l2/u", "steps"} <= summary_keys(files[0])
 
     # Resuming with the same id continues the same run (offline: a second folder with that id).
     resumed = WandbSink.create(config, run_dir, run_id=run_id)
     assert resumed is not None and resumed.run_id == run_id
     resumed.log({"step": 30, "loss": 0.5, "align/intra": 0.75})
     resumed.close({})
-    files = run_files(run_dir, run_id)
-    assert len(files) == 2
-    assert any(row.get("step") == "30" for f in files for row in history(f))
+
+    def resumed_logged():
+        files = run_files(run_dir, run_id)
+        return len(files) == 2 and any(row.get("step") == "30" for f in files for row in history(f))
+
+    assert eventually(resumed_logged)
 
 
 def test_disabled_returns_none(monkeypatch, tmp_path):

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .embeddings import Embedding
-from .layers import Model, Params, dense_apply, dense_init
+from .layers import Model, Params, dense_apply, dense_init, subkeys
 
 
 def build_mlp(
@@ -26,7 +26,7 @@ def build_mlp(
     del input_dim
 
     def init(key: jax.Array) -> Params:
-        k_emb, k_out, *k_hidden = jax.random.split(key, depth + 2)
+        k_emb, k_out, *k_hidden = subkeys(key, depth + 2)
         hidden, fan_in = [], embedding.out_dim
         for k in k_hidden:
             hidden.append(dense_init(k, fan_in, width, rwf=rwf, dtype=dtype))
@@ -62,7 +62,7 @@ def build_modified_mlp(
     del input_dim
 
     def init(key: jax.Array) -> Params:
-        k_emb, k_u, k_v, k_out, *k_hidden = jax.random.split(key, depth + 4)
+        k_emb, k_u, k_v, k_out, *k_hidden = subkeys(key, depth + 4)
         e = embedding.out_dim
         hidden, fan_in = [], e
         for k in k_hidden:

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from .embeddings import Embedding
-from .layers import Model, Params, dense_apply, dense_init, dense_set_kernel
+from .layers import Model, Params, dense_apply, dense_init, subkeys, dense_set_kernel
 
 
 def build_pirate(
@@ -42,10 +42,10 @@ def build_pirate(
     e = embedding.out_dim
 
     def init(key: jax.Array) -> Params:
-        k_emb, k_u, k_v, k_out, *k_blocks = jax.random.split(key, num_blocks + 4)
+        k_emb, k_u, k_v, k_out, *k_blocks = subkeys(key, num_blocks + 4)
         blocks = []
         for kb in k_blocks:
-            k1, k2, k3 = jax.random.split(kb, 3)
+            k1, k2, k3 = subkeys(kb, 3)
             blocks.append({
                 "dense1": dense_init(k1, e, width, rwf=rwf, dtype=dtype),
                 "dense2": dense_init(k2, width, width, rwf=rwf, dtype=dtype),
