@@ -61,9 +61,16 @@ _FILTER = _DropMissingMetricWarning()
 
 
 def _jsonable(value: Any) -> Any:
-    """Metadata as plain JSON types (numpy/jax scalars and arrays, paths, tuples are converted)."""
+    """Metadata as plain JSON types (OmegaConf configs, numpy/jax scalars and arrays, paths are converted)."""
 
     def default(obj):
+        try:
+            from omegaconf import OmegaConf
+
+            if OmegaConf.is_config(obj):
+                return OmegaConf.to_container(obj, resolve=True)
+        except ImportError:  # pragma: no cover
+            pass
         if isinstance(obj, (np.generic, np.ndarray, jax.Array)):
             return np.asarray(obj).tolist()
         if isinstance(obj, Path):
@@ -185,7 +192,8 @@ class Checkpointer:
                 steps = [s for s in steps if s != self._pending]
             else:
                 self._pending = None
-        return sorted(steps)
+        # A folder is renamed to <step> only when its save completed (a failed one stays a tmp folder).
+        return sorted(s for s in steps if (self.directory / str(s)).is_dir())
 
     def latest_step(self) -> int | None:
         steps = self.steps()
@@ -207,13 +215,13 @@ class Checkpointer:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         return steps[::-1]
 
-    def _restore_first(self, step: int | None, args, what: str):
-        """Restore the first of the candidate steps that works: (result, step, failed newer steps)."""
+    def _restore_first(self, step: int | None, attempt, what: str):
+        """``attempt(step)`` for the candidate steps, newest first, until one works: (result, step, failed)."""
         failed: list[int] = []
         errors: list[str] = []
         for candidate in self._candidates(step):
             try:
-                return self._manager.restore(candidate, args=args), candidate, failed
+                return attempt(candidate), candidate, failed
             except Exception as error:  # noqa: BLE001 - damaged files raise anything from JSON to tensorstore errors
                 message = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
                 errors.append(f"step {candidate}: {message}")
@@ -248,24 +256,55 @@ class Checkpointer:
         """(state, metadata, step) of checkpoint ``step``, or of the latest one that can be restored.
 
         ``like_state`` is a template (arrays or ``jax.ShapeDtypeStruct``): the result has its tree
-        structure, shapes, dtypes and shardings. Damaged checkpoints newer than the restored one are
-        reported (``RuntimeWarning``) and renamed ``<step>.corrupt``. Raises ``CheckpointError`` if nothing
-        can be restored.
+        structure, shapes, dtypes and shardings. It may also be a function ``metadata -> template``, called
+        with each candidate checkpoint's metadata, for states whose structure depends on it (e.g. the
+        optimizer of the phase the checkpoint was saved in). Damaged checkpoints newer than the restored
+        one are reported (``RuntimeWarning``) and renamed ``<step>.corrupt``; with an explicit ``step``
+        there is no fallback. Raises ``CheckpointError`` if nothing can be restored.
         """
         ocp = _ocp()
-        args = ocp.args.Composite(
-            **{STATE_ITEM: ocp.args.StandardRestore(_abstract(like_state)), METADATA_ITEM: ocp.args.JsonRestore()}
-        )
-        restored, restored_step, failed = self._restore_first(step, args, "state")
+
+        def attempt(candidate: int):
+            like = like_state
+            if callable(like_state):
+                like = like_state(self._read_metadata(candidate))
+            args = ocp.args.Composite(
+                **{STATE_ITEM: ocp.args.StandardRestore(_abstract(like)), METADATA_ITEM: ocp.args.JsonRestore()}
+            )
+            return self._manager.restore(candidate, args=args)
+
+        restored, restored_step, failed = self._restore_first(step, attempt, "state")
         self._quarantine(failed)
         return restored[STATE_ITEM], dict(restored[METADATA_ITEM] or {}), restored_step
 
-    def restore_metadata(self, step: int | None = None) -> dict:
-        """The metadata of checkpoint ``step``, or of the latest checkpoint whose metadata can be read."""
+    def restore_params(self, step: int | None = None):
+        """The ``params`` entry of a saved state, restored without a template (nested dicts and lists).
+
+        For starting another run from these parameters (fine-tuning, evaluation), where the optimizer
+        state of the saving run does not matter.
+        """
         ocp = _ocp()
-        args = ocp.args.Composite(**{METADATA_ITEM: ocp.args.JsonRestore()})
-        restored, _, _ = self._restore_first(step, args, "metadata")
+
+        def attempt(candidate: int):
+            args = ocp.args.Composite(**{STATE_ITEM: ocp.args.StandardRestore()})
+            return self._manager.restore(candidate, args=args)[STATE_ITEM]["params"]
+
+        params, _, _ = self._restore_first(step, attempt, "parameters")
+        return params
+
+    def _read_metadata(self, step: int) -> dict:
+        ocp = _ocp()
+        restored = self._manager.restore(step, args=ocp.args.Composite(**{METADATA_ITEM: ocp.args.JsonRestore()}))
         return dict(restored[METADATA_ITEM] or {})
+
+    def restore_metadata(self, step: int | None = None) -> dict:
+        """The metadata of checkpoint ``step``, or of the latest checkpoint whose metadata can be read.
+
+        (Only the metadata is read: the newest readable metadata may belong to a checkpoint whose state
+        is damaged. To pick the state's template from the metadata, pass a function to ``restore``.)
+        """
+        restored, _, _ = self._restore_first(step, self._read_metadata, "metadata")
+        return restored
 
     def close(self) -> None:
         """Wait for pending saves and release orbax's resources."""

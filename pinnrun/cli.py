@@ -1,15 +1,22 @@
-"""Command-line entry points. Thin: check the arguments, compose, validate, build, run."""
+"""Command-line entry points. Thin: check the arguments, compose, validate, build, run.
+
+``pinnrun [overrides]`` trains; ``pinnrun resume=<run_dir>`` continues a run from its latest checkpoint;
+``pinnrun init_from=<run_dir>`` starts a new run from another run's parameters; ``pinnrun mode=eval
+run_dir=<run_dir>`` evaluates a run's saved parameters without training.
+"""
 
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pinnrun.config import ConfigError, validate
 
@@ -17,6 +24,28 @@ CONFIG_PACKAGE = "pinnrun.conf"
 # An override that selects a config group option: `group=value`, `+group=value`, `~group`, ...
 _GROUP_OVERRIDE = re.compile(r"^[+~]{0,2}(?P<group>[A-Za-z_][\w/]*)=(?P<value>.*)$")
 _SWEEP_FUNCTION = re.compile(r"^\w+\(.*\)$")
+# What a resumed run may change: nothing that alters the maths of the steps already planned.
+RESUME_ALLOWED = (
+    "resume",
+    "train.steps",
+    "train.log_every",
+    "train.eval_every",
+    "train.alignment_every",
+    "train.progress",
+    "train.figures",
+    "train.eval_batch_size",
+    "train.compile_cache_dir",
+    "train.chunk_steps",
+    "train.on_nan",
+    "train.max_rollbacks",
+    "checkpoint.every",
+    "checkpoint.keep",
+    "checkpoint.keep_best",
+    "checkpoint.auto_resume",
+    "logger",
+)
+EXIT_BAD_CONFIG = 2
+EXIT_NON_FINITE = 3
 
 
 def config_groups() -> dict[str, list[str]]:
@@ -24,7 +53,7 @@ def config_groups() -> dict[str, list[str]]:
     root = importlib.resources.files(CONFIG_PACKAGE)
     groups = {}
     for entry in root.iterdir():
-        if entry.is_dir() and not entry.name.startswith(("_", ".")):
+        if entry.is_dir() and not entry.name.startswith(("_", ".")) and entry.name != "hydra":
             options = sorted(f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml"))
             if options:
                 groups[entry.name] = options
@@ -50,37 +79,173 @@ def check_group_choices(argv: list[str]) -> str | None:
     return None
 
 
-def fail(message: str, status: int = 2) -> None:
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def segment_dir_override(argv: list[str]) -> list[str]:
+    """A resumed run writes Hydra's files to its own subfolder, never over the original run's."""
+    resume = next((a.split("=", 1)[1] for a in argv if override_key(a) == "resume" and "=" in a), None)
+    if not resume or resume == "null" or any(override_key(a) == "hydra.run.dir" for a in argv):
+        return argv
+    folder = Path(resume).expanduser().absolute() / "resumed" / "${now:%Y-%m-%d_%H-%M-%S}"
+    return [*argv, f"hydra.run.dir={folder}"]
+
+
+def fail(message: str, status: int = EXIT_BAD_CONFIG) -> None:
     print(f"pinnrun: {message}", file=sys.stderr)
     raise SystemExit(status)
+
+
+def _is_multirun() -> bool:
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def resumed_config(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """The run's own config (from its checkpoint), with the harmless command-line overrides applied."""
+    from pinnrun.checkpoint import Checkpointer
+
+    ckpt_dir = run_dir / "checkpoints"
+    if not ckpt_dir.is_dir():
+        raise ConfigError(f"resume: {run_dir} holds no checkpoints (run it with checkpoint.every=N to make them)")
+    checkpointer = Checkpointer(ckpt_dir)
+    try:
+        if checkpointer.latest_step() is None:
+            raise ConfigError(f"resume: {run_dir} holds no finished checkpoint")
+        stored = checkpointer.restore_metadata()["config"]
+    finally:
+        checkpointer.close()
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    config = OmegaConf.create(stored)
+    for override in overrides:
+        key = override_key(override)
+        if key.startswith("hydra."):
+            continue
+        if not any(key == allowed or key.startswith(allowed + ".") for allowed in RESUME_ALLOWED):
+            raise ConfigError(
+                f"resume: {key} cannot change on resume (it changes the maths of the run); "
+                f"allowed: {', '.join(a for a in RESUME_ALLOWED if a != 'resume')}"
+            )
+        if key != "resume" and "=" in override:
+            OmegaConf.update(config, key, parser.parse_override(override).value(), force_add=True)
+    return validate(config)
+
+
+def wandb_sink(config: dict, run_dir: Path, run_id: str | None):
+    if config["logger"]["name"] != "wandb":
+        return None
+    from pinnrun.wandb_sink import WandbSink
+
+    logger = config["logger"]
+    return WandbSink.create(
+        config,
+        run_dir,
+        run_id=run_id,
+        project=logger.get("project") or "pinnrun",
+        entity=logger.get("entity"),
+        group=logger.get("group"),
+        tags=tuple(logger.get("tags") or ()),
+        mode=logger.get("mode"),
+    )
 
 
 def run_job(cfg: DictConfig) -> float:
     """One Hydra job: validate, build, train; returns the mean final relative L2 (what sweepers minimise)."""
     from pinnrun.build import build, jax_settings
-    from pinnrun.trainer import Trainer
+    from pinnrun.trainer import RunOptions, Trainer
 
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     try:
-        config = validate(cfg)
+        if cfg.get("mode") == "eval":
+            return run_eval(cfg)
+        output_dir = Path(HydraConfig.get().runtime.output_dir)
+        if cfg.get("resume"):
+            run_dir = Path(str(cfg.resume)).expanduser().absolute()
+            config = resumed_config(run_dir, list(HydraConfig.get().overrides.task))
+            resume = True
+        else:
+            config = validate(cfg)
+            run_dir = output_dir
+            auto = config["checkpoint"].get("auto_resume")
+            auto = _is_multirun() if auto is None else bool(auto)
+            resume = auto and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
     except ConfigError as error:
         fail(str(error))
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    import pinnrun
+
     with jax_settings(config):
         try:
             components = build(config)
         except ConfigError as error:
             fail(str(error))
-        from omegaconf import OmegaConf
-
-        OmegaConf.save(OmegaConf.create(config), run_dir / "config.yaml")
+        stored_metadata = _stored_metadata(run_dir) if resume else {}
+        init_params = _init_params(config, components) if config.get("init_from") and not resume else None
+        if not resume:
+            OmegaConf.save(OmegaConf.create(config), run_dir / "config.yaml")
+        sink = wandb_sink(config, run_dir, stored_metadata.get("wandb_run_id"))
+        metadata = {
+            "config": config,
+            "wandb_run_id": sink.run_id if sink is not None else stored_metadata.get("wandb_run_id"),
+            "pinnrun_version": pinnrun.__version__,
+        }
+        options = RunOptions(resume=resume, init_params=init_params, metadata=metadata)
         try:
-            summary = Trainer(config, components, run_dir).train()
+            summary = Trainer(config, components, run_dir, sinks=[sink] if sink else [], options=options).train()
         except FloatingPointError as error:
-            fail(str(error), status=3)
+            fail(str(error), status=EXIT_NON_FINITE)
     errors = list(summary["final_rel_l2"].values())
     print(f"run directory: {run_dir}")
     print("final relative L2: " + ", ".join(f"{k} {v:.3e}" for k, v in summary["final_rel_l2"].items()))
     return float(sum(errors) / len(errors))
+
+
+def _stored_metadata(run_dir: Path) -> dict[str, Any]:
+    from pinnrun.checkpoint import Checkpointer
+
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    try:
+        return checkpointer.restore_metadata()
+    finally:
+        checkpointer.close()
+
+
+def _init_params(config: dict, components):
+    """Parameters of another run (init_from=<run_dir>): its latest checkpoint, else its params.npz."""
+    import jax
+
+    from pinnrun.trainer import load_params
+
+    source = Path(str(config["init_from"])).expanduser().absolute()
+    like = components.model.init(jax.random.PRNGKey(0))
+    try:
+        if (source / "checkpoints").is_dir():
+            from pinnrun.checkpoint import Checkpointer
+
+            checkpointer = Checkpointer(source / "checkpoints")
+            try:
+                if checkpointer.latest_step() is not None:
+                    params = checkpointer.restore_params()
+                    return jax.tree.unflatten(jax.tree.structure(like), jax.tree.leaves(params))
+            finally:
+                checkpointer.close()
+        if (source / "params.npz").is_file():
+            return load_params(source / "params.npz", like)
+    except (KeyError, ValueError) as error:
+        raise ConfigError(f"init_from: the parameters of {source} do not fit this architecture ({error})") from None
+    raise ConfigError(f"init_from: {source} has neither a checkpoint nor params.npz")
+
+
+def run_eval(cfg: DictConfig) -> float:
+    """Evaluate a finished or interrupted run: best checkpoint if any, else its params.npz."""
+    from pinnrun.evaluate import evaluate_run
+
+    if not cfg.get("run_dir"):
+        raise ConfigError("run_dir: required with mode=eval (pinnrun mode=eval run_dir=<dir>)")
+    return evaluate_run(Path(str(cfg.run_dir)).expanduser().absolute(), Path(HydraConfig.get().runtime.output_dir))
 
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config")
@@ -90,9 +255,11 @@ def _hydra_main(cfg: DictConfig) -> float:
 
 def main() -> None:
     """The ``pinnrun`` console script."""
-    error = check_group_choices(sys.argv[1:])
+    argv = sys.argv[1:]
+    error = check_group_choices(argv)
     if error:
         fail(error)
+    sys.argv = [sys.argv[0], *segment_dir_override(argv)]
     _hydra_main()
 
 

@@ -17,6 +17,7 @@ PROGRESS_MODES = ("auto", "bar", "lines", "none")
 WEIGHTINGS = ("fixed", "grad_norm", "ntk")
 LOGGERS = ("jsonl", "none", "wandb")
 MODES = ("train", "eval")
+ON_NAN = ("stop", "rollback")
 
 
 class ConfigError(ValueError):
@@ -102,6 +103,8 @@ def validate_train(cfg: Mapping) -> None:
     check_int(cfg, "train.eval_batch_size", 1)
     check_choice(cfg, "train.progress", PROGRESS_MODES)
     check_bool(cfg, "train.figures")
+    check_choice(cfg, "train.on_nan", ON_NAN)
+    check_int(cfg, "train.max_rollbacks", 0)
 
 
 def validate_arch(cfg: Mapping) -> None:
@@ -193,6 +196,9 @@ def validate(cfg: DictConfig | Mapping) -> dict:
     check_choice(cfg, "logger.name", LOGGERS)
     check_int(cfg, "checkpoint.every", 0)
     check_int(cfg, "checkpoint.keep", 1)
+    check_int(cfg, "checkpoint.keep_best", 0)
+    if _get(cfg, "checkpoint.auto_resume") is not None:
+        check_bool(cfg, "checkpoint.auto_resume")
     if not isinstance(_get(cfg, "pde"), Mapping) or "_target_" not in cfg["pde"]:
         raise ConfigError("pde._target_: missing; choose a PDE with pde=<name>")
     return cfg

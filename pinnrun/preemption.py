@@ -7,15 +7,15 @@ saves a checkpoint, waits for it, and calls ``guard.hand_over(step, run_dir)``:
 * if a Python handler was installed before ours for that signal (e.g. submitit's, which requeues the
   job on SIGUSR2 / ``$SUBMITIT_PREEMPT_SIGNAL``), it is called with ``(signum, None)``;
 * otherwise (default action, ignored, a handler not installed from Python, or Python's default SIGINT
-  handler) the process exits with
-  ``RESUMABLE_EXIT_CODE`` after one line on stderr saying how to resume.
+  handler) the process exits with ``RESUMABLE_EXIT_CODE`` after one line on stderr saying how to resume.
 
 Exit code 75 is ``EX_TEMPFAIL`` from sysexits.h ("temporary failure, try again"): the run was preempted
 or interrupted, its latest checkpoint is complete, and ``pinnrun resume=<run_dir>`` continues it. Job
 scripts can requeue on exactly this code (``[ $? -eq 75 ] && scontrol requeue $SLURM_JOB_ID``).
 
-The guard always restores the previous handlers on exit, so several runs (Hydra multirun jobs) can use
-it one after another in one process. Outside the main thread Python cannot install signal handlers;
+A second Ctrl-C (SIGINT after SIGINT) raises KeyboardInterrupt at once, for a user who does not want
+to wait for the checkpoint. The guard always restores the previous handlers on exit, so several runs
+(Hydra multirun jobs) can use it one after another in one process. Outside the main thread Python cannot install signal handlers;
 there the guard warns once and does nothing (``requested`` stays False).
 """
 
@@ -64,6 +64,9 @@ class PreemptionGuard:
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self._received is None:  # keep the first one; a second SIGTERM must not change the story
             self._received = signal.Signals(signum)
+        elif signum == signal.SIGINT and self._received == signal.SIGINT:
+            # Ctrl-C twice: the user does not want to wait for the checkpoint.
+            raise KeyboardInterrupt
 
     # ----- installing -----
     def install(self) -> PreemptionGuard:

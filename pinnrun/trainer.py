@@ -84,11 +84,13 @@ def make_chunk(stepper: PhaseStepper, length: int) -> Callable:
         (state, _), (totals, losses, diagnostics, cosines) = jax.lax.scan(
             body, (state, zero_update), None, length=length
         )
+        finite = jnp.isfinite(totals)
+        nonfinite_offset = jnp.where(jnp.all(finite), -1, jnp.argmin(finite))
         if stepper.chunk_losses is not None:
             total, losses, diagnostics = stepper.chunk_losses(state)
         else:
             total, losses, diagnostics = totals[-1], {k: v[-1] for k, v in losses.items()}, {k: v[-1] for k, v in diagnostics.items()}
-        metrics = {"loss": total}
+        metrics = {"loss": total, "nonfinite_offset": nonfinite_offset}
         metrics.update({f"loss/{k}": v for k, v in losses.items()})
         metrics.update(diagnostics)
         if length > 1:  # the first step of a chunk has no predecessor inside it
@@ -96,6 +98,10 @@ def make_chunk(stepper: PhaseStepper, length: int) -> Callable:
         return state, metrics
 
     return chunk
+
+
+def _mean(errors: Mapping[str, float]) -> float | None:
+    return float(np.mean(list(errors.values()))) if errors else None
 
 
 def versions() -> dict[str, str]:
@@ -130,41 +136,103 @@ def load_params(path: Path, like):
     return jax.tree.unflatten(jax.tree.structure(like), leaves)
 
 
+@dataclasses.dataclass
+class RunOptions:
+    """How a run starts and what it keeps, beyond the config itself."""
+
+    resume: bool = False  # continue from the latest checkpoint in run_dir/checkpoints
+    init_params: Any = None  # start from these parameters (fine-tuning from another run)
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)  # stored with every checkpoint
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the records after ``step`` (a resumed run continues from there, with no duplicated steps)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines(keepends=True) if _record_step(line) is not None and _record_step(line) <= step]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(kept))
+    tmp.replace(path)
+
+
+def _record_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut short by a kill
+
+
 class Trainer:
-    def __init__(self, cfg: Mapping[str, Any], components: Components, run_dir: Path, sinks: list[Sink] | None = None):
+    def __init__(
+        self,
+        cfg: Mapping[str, Any],
+        components: Components,
+        run_dir: Path,
+        sinks: list[Sink] | None = None,
+        options: RunOptions | None = None,
+    ):
         self.cfg = cfg
         self.c = components
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).absolute()
+        self.options = options or RunOptions()
         self.train_cfg = cfg["train"]
         self.phases = plan_phases(cfg["optim"], int(self.train_cfg["steps"]), self.train_cfg["precision"])
         self.progress = Progress(self.train_cfg["steps"], self.train_cfg["progress"])
-        self.jsonl = JsonlSink(self.run_dir / "metrics.jsonl")
-        self.sinks: list[Sink] = [self.jsonl, *(sinks or [])]
+        self.extra_sinks = list(sinks or [])
         self.evaluator = Evaluator(self.c.pde, self.train_cfg["eval_batch_size"])
         self.term_names = self.c.pde.term_names
         self.weighting = AdaptiveWeights(cfg["weighting"], self.term_names)
-        self._compiled: dict[tuple[int, int], Callable] = {}
+        self._compiled: dict[tuple, Callable] = {}
         self._alignment_fns: dict[int, Callable] = {}
         self.compile_seconds = 0.0
+        self.lr_scale = 1.0  # halved by each rollback after a non-finite loss
+        self.rollbacks = 0
+        self.best: dict[str, float] = {}
+        ckpt = cfg["checkpoint"]
+        self.checkpoint_every = int(ckpt["every"])
+        self.checkpointer = None
+        if self.checkpoint_every or self.options.resume or self.train_cfg.get("on_nan") == "rollback":
+            from pinnrun.checkpoint import Checkpointer
+
+            self.checkpointer = Checkpointer(self.run_dir / "checkpoints", keep=int(ckpt["keep"]), keep_best=int(ckpt.get("keep_best", 1)))
 
     # ----- state -----
     def init_state(self) -> TrainState:
         seed = int(self.train_cfg["seed"])
         init_key, points_key, train_key = jax.random.split(jax.random.PRNGKey(seed), 3)
-        params = self.c.model.init(init_key)
+        if self.options.init_params is not None:
+            params = jax.tree.map(lambda x: jnp.asarray(x, self.c.dtype), self.options.init_params)
+        else:
+            params = self.physics_informed_init(self.c.model.init(init_key))
         self.fixed_points = self.c.loss.fixed_points(points_key)
         weights = {k: jnp.asarray(v, self.c.dtype) for k, v in self.c.weights.items()}
         return TrainState(jnp.asarray(0, jnp.int32), params, None, weights, train_key)
 
+    def physics_informed_init(self, params):
+        """Fit the output layer to the initial condition by least squares (arch.pi_init, PirateNet)."""
+        model = self.c.model
+        initial = self.c.pde.initial_condition()
+        if not self.cfg["arch"].get("pi_init") or model.fit_output is None or initial is None:
+            return params
+        points, values = initial
+        return model.fit_output(params, jnp.asarray(points, self.c.dtype), jnp.asarray(values, self.c.dtype))
+
     def dtype(self, phase: Phase):
         return jnp.float64 if phase.precision == "float64" else jnp.float32
+
+    def prepare_phase(self, phase: Phase) -> None:
+        """Build the phase's stepper (its learning rate scaled down by any rollbacks)."""
+        if self.lr_scale != 1.0 and "lr" in phase.cfg:
+            phase = dataclasses.replace(phase, cfg={**phase.cfg, "lr": phase.cfg["lr"] * self.lr_scale})
+        self.phase = phase
+        self.stepper = build_stepper(phase, self.c.loss_for(self.dtype(phase)), self.fixed_points)
 
     def enter_phase(self, phase: Phase, state: TrainState) -> TrainState:
         """Cast the state to the phase's precision and start its optimizer."""
         dtype = self.dtype(phase)
         cast = lambda tree: jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)  # noqa: E731
         params, weights = cast(state.params), cast(state.weights)
-        self.stepper = build_stepper(phase, self.c.loss_for(dtype), self.fixed_points)
+        self.prepare_phase(phase)
         opt_state = self.stepper.init(params, jax.random.fold_in(state.key, phase.index))
         if len(self.phases) > 1:
             self.progress.message(f"phase {phase.index + 1}/{len(self.phases)}: {phase.name} from step {phase.start} ({phase.precision})")
@@ -174,7 +242,7 @@ class Trainer:
         return jax.tree.map(jnp.copy, state)
 
     def _chunk_fn(self, phase: Phase, length: int, state: TrainState) -> Callable:
-        key = (phase.index, length)
+        key = (phase.index, length, self.lr_scale)
         if key not in self._compiled:
             if not self._compiled:
                 self.progress.message(f"compiling the training step ({length} steps per call) ...")
@@ -185,6 +253,37 @@ class Trainer:
             self.compile_seconds += seconds
             self.progress.message(f"compiled in {seconds:.1f} s")
         return self._compiled[key]
+
+    # ----- checkpoints -----
+    def checkpoint_metadata(self, phase: Phase, step: int) -> dict[str, Any]:
+        return {
+            **self.options.metadata,
+            "step": step,
+            "phase": phase.index,
+            "best_rel_l2": self.best,
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
+        }
+
+    def save_checkpoint(self, phase: Phase, state: TrainState, step: int, metric: float | None, force: bool = False) -> None:
+        if self.checkpointer is None:
+            return
+        # Orbax copies the arrays to the host before save() returns, so the next chunk may donate them.
+        self.checkpointer.save(step, state, self.checkpoint_metadata(phase, step), metric=metric, force=force)
+
+    def restore_checkpoint(self, state: TrainState) -> tuple[TrainState, Phase, int]:
+        """The latest restorable checkpoint (damaged newer ones are skipped): (state, its phase, its step)."""
+
+        def template(metadata):  # the optimizer state's structure is that of the checkpoint's phase
+            return self.enter_phase(self.phases[int(metadata.get("phase", 0))], state)
+
+        restored, metadata, restored_step = self.checkpointer.restore(template)
+        phase = self.phases[int(metadata.get("phase", 0))]
+        self.lr_scale = float(metadata.get("lr_scale", 1.0))
+        self.rollbacks = int(metadata.get("rollbacks", 0))
+        self.best = {k: float(v) for k, v in metadata.get("best_rel_l2", {}).items()}
+        self.prepare_phase(phase)
+        return restored, phase, restored_step
 
     # ----- evaluation and diagnostics -----
     def evaluate(self, phase: Phase, params) -> Evaluation:
@@ -209,7 +308,7 @@ class Trainer:
                 return alignment.alignment_metrics(self.term_names, per_term, preconditioned)
 
             self._alignment_fns[phase.index] = jax.jit(fn)
-        return {k: float(v) for k, v in self._alignment_fns[phase.index](state).items()}
+        return {k: float(v) for k, v in jax.device_get(self._alignment_fns[phase.index](state)).items()}
 
     def _log(self, record: dict[str, Any]) -> None:
         for sink in self.sinks:
@@ -221,70 +320,87 @@ class Trainer:
         align_every = log_every if cfg["alignment_every"] is None else int(cfg["alignment_every"])
         return log_every, eval_every, align_every
 
+    def check_finite(self, metrics: dict[str, Any], step_before: int) -> str | None:
+        """None, or a message naming the first step whose loss was not finite and the culprit terms."""
+        offset = int(metrics.pop("nonfinite_offset"))
+        if offset < 0:
+            return None
+        bad = [k for k in self.term_names if not math.isfinite(float(metrics.get(f"loss/{k}", 0.0)))]
+        return f"non-finite loss at step {step_before + offset + 1} (term(s): {', '.join(bad) or 'total'})"
+
     # ----- the loop -----
     def train(self) -> dict[str, Any]:
+        from pinnrun.preemption import PreemptionGuard
+
         total = int(self.train_cfg["steps"])
         log_every, eval_every, align_every = self.intervals()
-        length = chunk_length(self.train_cfg, log_every, eval_every, align_every, self.weighting.interval)
+        length = chunk_length(self.train_cfg, log_every, eval_every, align_every, self.weighting.interval, self.checkpoint_every)
 
         state = self.init_state()
-        best: dict[str, float] = {}
-        latest_errors: dict[str, float] = {}
+        step, resumed_phase = 0, None
+        metrics_path = self.run_dir / "metrics.jsonl"
+        if self.options.resume and self.checkpointer.latest_step() is not None:
+            state, resumed_phase, step = self.restore_checkpoint(state)
+            truncate_metrics(metrics_path, step)
+            self.progress.message(f"resuming from the checkpoint at step {step}")
+        self.start_step = step
+        self.jsonl = JsonlSink(metrics_path)
+        self.sinks = [self.jsonl, *self.extra_sinks]
+
         record: dict[str, Any] = {}
         train_seconds = 0.0
         wall_start = time.perf_counter()
-        step = 0
-        for phase in self.phases:
-            state = self.enter_phase(phase, state)
-            while step < phase.end:
-                if self.weighting.due(step, phase):
-                    loss = self.c.loss_for(self.dtype(phase))
-                    state = state._replace(weights=self.weighting.update(phase, loss, self.fixed_points, state))
-                n = min(length - step % length, phase.end - step)
-                chunk = self._chunk_fn(phase, n, state)
-                start = time.perf_counter()
-                state, metrics = chunk(state)
-                metrics = jax.device_get(metrics)  # waits for the chunk: the only host sync per chunk
-                train_seconds += time.perf_counter() - start
-                step += n
-                record = {}
-                evaluated = False
-                last = step == phase.end
-                if step % log_every == 0 or last:
-                    record.update({k: float(v) for k, v in metrics.items()})
-                    lr = learning_rate(phase, step - 1)
-                    if lr is not None:
-                        record["lr"] = lr
-                    record.update({f"weight/{k}": float(v) for k, v in state.weights.items()})
-                    if len(self.phases) > 1:
-                        record["phase"] = phase.name
-                    if not math.isfinite(record["loss"]):
-                        bad = [k for k in self.term_names if not math.isfinite(record[f"loss/{k}"])]
-                        raise FloatingPointError(f"non-finite loss at step {step} in term(s) {', '.join(bad) or 'total'}")
-                if align_every and (step % align_every == 0 or last):
-                    record.update(self.alignment_metrics(phase, state))
-                if step % eval_every == 0 or last:
-                    evaluation = self.evaluate(phase, state.params)
-                    latest_errors = evaluation.rel_l2
-                    record.update(evaluation.metrics())
-                    evaluated = True
-                    for k, v in evaluation.rel_l2.items():
-                        best[k] = min(best.get(k, math.inf), v)
-                if record:
-                    record = {"step": step, "wall_seconds": time.perf_counter() - wall_start, **record}
-                    self._log(record)
-                rate = step / train_seconds if train_seconds > 0 else 0.0
-                self.progress.update(step, rate, record.get("loss"), latest_errors if evaluated else None)
+        on_nan = self.train_cfg.get("on_nan", "stop")
+        with PreemptionGuard() as guard:
+            phase_index = resumed_phase.index if resumed_phase is not None else 0
+            while phase_index < len(self.phases):
+                phase = self.phases[phase_index]
+                if resumed_phase is None or phase.index != resumed_phase.index:
+                    state = self.enter_phase(phase, state)
+                resumed_phase = None
+                while step < phase.end:
+                    if self.weighting.due(step, phase):
+                        loss = self.c.loss_for(self.dtype(phase))
+                        state = state._replace(weights=self.weighting.update(phase, loss, self.fixed_points, state))
+                    n = min(length - step % length, phase.end - step)
+                    chunk = self._chunk_fn(phase, n, state)
+                    start = time.perf_counter()
+                    state, metrics = chunk(state)
+                    metrics = jax.device_get(metrics)  # waits for the chunk: the only host sync per chunk
+                    train_seconds += time.perf_counter() - start
+                    problem = self.check_finite(metrics, step)
+                    if problem:
+                        if on_nan == "rollback" and self.can_roll_back(phase):
+                            state, phase, step = self.roll_back(problem, state)
+                            truncate_metrics(metrics_path, step)
+                            continue
+                        if self.checkpointer is not None:
+                            self.checkpointer.wait()
+                        raise FloatingPointError(problem + "; the last finite checkpoints are kept")
+                    step += n
+                    record = self.after_chunk(phase, state, step, metrics, wall_start)
+                    errors = {k[len("rel_l2/") :]: v for k, v in record.items() if k.startswith("rel_l2/")}
+                    rate = (step - self.start_step) / train_seconds if train_seconds > 0 else 0.0
+                    self.progress.update(step, rate, record.get("loss"), errors or None)
+                    if guard.requested:
+                        self.stop_for_signal(guard, phase, state, step)
+                phase_index += 1
 
         evaluation = self.evaluate(self.phases[-1], state.params)
+        self.best = {k: min(self.best.get(k, math.inf), v) for k, v in evaluation.rel_l2.items()}
+        self.save_checkpoint(self.phases[-1], state, total, metric=_mean(evaluation.rel_l2), force=True)
+        self.checkpointer_wait()
         self.final_state, self.final_evaluation = state, evaluation
+        executed = total - self.start_step
         summary = {
             "steps": total,
-            "steps_per_second": total / train_seconds if train_seconds > 0 else None,
+            "steps_executed": executed,
+            "resumed_from_step": self.start_step if self.options.resume else None,
+            "steps_per_second": executed / train_seconds if train_seconds > 0 else None,
             "compile_seconds": self.compile_seconds,
             "wall_seconds": time.perf_counter() - wall_start,
             "final_rel_l2": evaluation.rel_l2,
-            "best_rel_l2": {k: min(best.get(k, math.inf), v) for k, v in evaluation.rel_l2.items()},
+            "best_rel_l2": dict(self.best),
             "final_max_abs": evaluation.max_abs,
             "final_loss": record.get("loss"),
             "seed": int(self.train_cfg["seed"]),
@@ -293,11 +409,83 @@ class Trainer:
             "pde": self.c.pde.name,
             "optimizer": "+".join(p.name for p in self.phases),
             "arch": self.cfg["arch"]["name"],
+            "rollbacks": self.rollbacks,
         }
         self.write_outputs(state, evaluation, summary)
         for sink in self.sinks:
             sink.close(summary)
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         return summary
+
+    def after_chunk(self, phase: Phase, state: TrainState, step: int, metrics: dict[str, Any], wall_start: float) -> dict[str, Any]:
+        """Log, evaluate and checkpoint at the step just reached; returns the record written."""
+        log_every, eval_every, align_every = self.intervals()
+        last = step == phase.end
+        record: dict[str, Any] = {}
+        if step % log_every == 0 or last:
+            record.update({k: float(v) for k, v in metrics.items()})
+            lr = learning_rate(phase, step - 1)
+            if lr is not None:
+                record["lr"] = lr * self.lr_scale
+            record.update({f"weight/{k}": float(v) for k, v in state.weights.items()})
+            if len(self.phases) > 1:
+                record["phase"] = phase.name
+        if align_every and (step % align_every == 0 or last):
+            record.update(self.alignment_metrics(phase, state))
+        metric = None
+        if step % eval_every == 0 or last:
+            evaluation = self.evaluate(phase, state.params)
+            record.update(evaluation.metrics())
+            metric = _mean(evaluation.rel_l2)
+            for k, v in evaluation.rel_l2.items():
+                self.best[k] = min(self.best.get(k, math.inf), v)
+        if record:
+            record = {"step": step, "wall_seconds": time.perf_counter() - wall_start, **record}
+            self._log(record)
+        if self.checkpoint_every and step % self.checkpoint_every == 0:
+            self.save_checkpoint(phase, state, step, metric)
+        return record
+
+    def stop_for_signal(self, guard, phase: Phase, state: TrainState, step: int) -> None:
+        """Save, wait for the files, then hand the signal to whoever handled it before us."""
+        from pinnrun.preemption import RESUMABLE_EXIT_CODE
+
+        if self.checkpointer is None:
+            from pinnrun.checkpoint import Checkpointer
+
+            ckpt = self.cfg["checkpoint"]
+            self.checkpointer = Checkpointer(self.run_dir / "checkpoints", keep=int(ckpt["keep"]), keep_best=int(ckpt.get("keep_best", 1)))
+        self.save_checkpoint(phase, state, step, metric=None, force=True)
+        self.checkpointer_wait()
+        for sink in self.sinks:
+            if hasattr(sink, "mark_preempting"):
+                sink.mark_preempting()
+                sink.close({"preempted_at_step": step}, exit_code=RESUMABLE_EXIT_CODE)
+            else:
+                sink.close({"preempted_at_step": step})
+        guard.hand_over(step, self.run_dir)
+        raise SystemExit(RESUMABLE_EXIT_CODE)  # the previous handler returned: stop here all the same
+
+    def checkpointer_wait(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.wait()
+
+    def can_roll_back(self, phase: Phase) -> bool:
+        limit = int(self.train_cfg.get("max_rollbacks", 3))
+        if self.checkpointer is None or phase.name == "lbfgs" or self.rollbacks >= limit:
+            return False
+        self.checkpointer.wait()
+        return self.checkpointer.latest_step() is not None
+
+    def roll_back(self, problem: str, state: TrainState) -> tuple[TrainState, Phase, int]:
+        """Restore the latest checkpoint and halve the learning rate."""
+        rollbacks, scale = self.rollbacks + 1, self.lr_scale * 0.5
+        restored, phase, step = self.restore_checkpoint(state)
+        self.lr_scale, self.rollbacks = scale, rollbacks
+        self.prepare_phase(phase)
+        self.progress.message(f"{problem}: rolled back to step {step}, learning rate x{self.lr_scale:g} (rollback {self.rollbacks})")
+        return restored, phase, step
 
     def write_outputs(self, state: TrainState, evaluation: Evaluation, summary: dict[str, Any]) -> None:
         save_params(state.params, self.run_dir / "params.npz")

@@ -189,8 +189,20 @@ class WandbSink:
         except Exception as error:  # noqa: BLE001
             self._report("image logging", error)
 
-    def close(self, summary: Mapping[str, Any] | None = None) -> None:
-        """Write ``summary`` (nested dicts flattened to ``a/b`` keys) and finish the run (idempotent)."""
+    def mark_preempting(self) -> None:
+        """Tell W&B the run is being preempted (shown as such, and resumable), before ``close(exit_code=75)``."""
+        if self._closed:
+            return
+        try:
+            self.run.mark_preempting()
+        except Exception as error:  # noqa: BLE001
+            self._report("mark_preempting", error)
+
+    def close(self, summary: Mapping[str, Any] | None = None, exit_code: int | None = None) -> None:
+        """Write ``summary`` (nested dicts flattened to ``a/b`` keys) and finish the run (idempotent).
+
+        ``exit_code`` (e.g. 75 after a preemption) is passed to ``run.finish``; None means success.
+        """
         if self._closed:
             return
         self._closed = True
@@ -200,7 +212,10 @@ class WandbSink:
         except Exception as error:  # noqa: BLE001
             self._report("summary", error)
         try:
-            self.run.finish()
+            if exit_code is None:
+                self.run.finish()
+            else:
+                self.run.finish(exit_code=exit_code)
         except Exception as error:  # noqa: BLE001
             self._report("finish", error)
 

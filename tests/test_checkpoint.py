@@ -17,6 +17,10 @@ import pytest
 from pinnrun.checkpoint import CheckpointError, Checkpointer
 from pinnrun.optim.soap import soap
 
+# Restoring a damaged checkpoint: a failed tensorstore read can complete after orbax's asyncio loop has
+# closed ("Event loop is closed", reported later as an unraisable exception). Orbax-internal, harmless.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 
 class State(NamedTuple):  # the trainer's TrainState layout
     step: jax.Array
@@ -193,6 +197,32 @@ def test_damaged_latest_falls_back_to_previous(tmp_path, damage):
     ckpt.close()
 
 
+def test_template_from_metadata_with_fallback(tmp_path):
+    """The state's structure depends on the checkpoint (e.g. the optimizer of its phase)."""
+    adam, sgd = optax.adam(1e-3), optax.sgd(1e-3, momentum=0.9)
+    ckpt = Checkpointer(tmp_path / "ckpt", keep=3)
+    ckpt.save(1, make_state(seed=1, optimizer=adam), {"phase": "adam"})
+    ckpt.save(2, make_state(seed=2, optimizer=sgd), {"phase": "sgd"})
+    ckpt.save(3, make_state(seed=3, optimizer=sgd), {"phase": "sgd"})
+    ckpt.wait()
+    shutil.rmtree(ckpt.directory / "3" / "state")  # metadata readable, state gone
+    seen = []
+
+    def like(metadata):
+        seen.append(metadata["phase"])
+        return make_state(optimizer=adam if metadata["phase"] == "adam" else sgd)
+
+    with pytest.warns(RuntimeWarning) as caught:
+        restored, meta, step = ckpt.restore(like)
+    assert "checkpoint at step 3" in str(caught[0].message) and "moved" in str(caught[-1].message)
+    assert step == 2 and meta == {"phase": "sgd"} and seen == ["sgd", "sgd"]
+    assert_bitwise_equal(restored, make_state(seed=2, optimizer=sgd))
+    restored, meta, step = ckpt.restore(like, step=1)
+    assert step == 1 and meta == {"phase": "adam"}
+    assert_bitwise_equal(restored, make_state(seed=1, optimizer=adam))
+    ckpt.close()
+
+
 def test_nothing_restorable_raises(tmp_path):
     ckpt = Checkpointer(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match="no checkpoint"):
@@ -231,6 +261,20 @@ def test_unfinished_save_is_ignored(tmp_path):
     _, _, step = reopened.restore(make_state())
     assert step == 1
     reopened.close()
+
+
+def test_typed_prng_key_and_omegaconf_metadata(tmp_path):
+    from omegaconf import OmegaConf
+
+    state = {"key": jax.random.key(7), "step": jnp.asarray(3, jnp.int32)}
+    cfg = OmegaConf.create({"train": {"steps": 10, "seed": "${oc.env:NOPE,1}"}})
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    ckpt.save(3, state, {"config": cfg, "run_dir": tmp_path})
+    restored, meta, _ = ckpt.restore({"key": jax.random.key(0), "step": jnp.asarray(0, jnp.int32)})
+    ckpt.close()
+    assert jnp.issubdtype(restored["key"].dtype, jax.dtypes.prng_key)
+    assert np.array_equal(jax.random.key_data(restored["key"]), jax.random.key_data(state["key"]))
+    assert meta == {"config": {"train": {"steps": 10, "seed": "1"}}, "run_dir": str(tmp_path)}
 
 
 def test_metadata_round_trip(tmp_path):

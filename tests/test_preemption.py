@@ -92,6 +92,15 @@ def test_hand_over_with_ignored_previous_exits_resumable():
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN
 
 
+def test_second_ctrl_c_aborts():
+    with PreemptionGuard() as guard:
+        deliver(signal.SIGINT)
+        assert guard.requested
+        with pytest.raises(KeyboardInterrupt):
+            deliver(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is not guard._handler
+
+
 def test_hand_over_without_signal_is_noop():
     with PreemptionGuard() as guard:
         guard.hand_over(step=1, run_dir="r")
@@ -130,3 +139,54 @@ def test_outside_main_thread_is_a_noop_with_warning():
     thread.join()
     assert results == {"active": False, "requested": False}
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+CHILD = r"""
+import sys, time
+import jax.numpy as jnp
+from pinnrun.checkpoint import Checkpointer
+from pinnrun.preemption import PreemptionGuard
+
+run_dir = sys.argv[1]
+ckpt = Checkpointer(run_dir + "/checkpoints")
+state = {"w": jnp.zeros(4), "step": jnp.asarray(0, jnp.int32)}
+with PreemptionGuard() as guard:
+    print("ready", flush=True)
+    for step in range(1, 100000):
+        time.sleep(0.01)  # a "chunk"
+        state = {"w": state["w"] + 1, "step": jnp.asarray(step, jnp.int32)}
+        if guard.requested:
+            ckpt.save(step, state, {"signal": guard.signal_name}, force=True)
+            ckpt.wait()
+            guard.hand_over(step=step, run_dir=run_dir)
+print("not preempted", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_real_process_checkpoints_and_exits_75(tmp_path, sig):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.1)
+        child.send_signal(sig)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == RESUMABLE_EXIT_CODE, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("pinnrun: ") and last.endswith(f"checkpoint saved, resume with: pinnrun resume={tmp_path}")
+    assert "not preempted" not in out
+    from pinnrun.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    step = ckpt.latest_step()
+    assert step is not None and f"at step {step};" in last
+    assert ckpt.restore_metadata() == {"signal": sig.name}
+    ckpt.close()

@@ -131,7 +131,8 @@ def test_offline_log_close_and_resume(monkeypatch, tmp_path):
     resumed = WandbSink.create(config, run_dir, run_id=run_id)
     assert resumed is not None and resumed.run_id == run_id
     resumed.log({"step": 30, "loss": 0.5, "align/intra": 0.75})
-    resumed.close({})
+    resumed.mark_preempting()
+    resumed.close({}, exit_code=75)
 
     def resumed_logged():
         files = run_files(run_dir, run_id)
@@ -174,7 +175,7 @@ def test_log_failures_are_swallowed_with_one_warning():
         def log(self, record):
             raise OSError("disk full")
 
-        def finish(self):
+        def finish(self, exit_code=None):
             raise OSError("disk full")
 
         summary = {}

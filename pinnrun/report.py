@@ -1,0 +1,444 @@
+"""Sweep report: one table and two figures comparing optimizers across PDEs and seeds.
+
+``pinnrun-report <sweep_dir> [<sweep_dir> ...] [--out DIR]`` reads every run below the given folders
+(any folder, at any depth, holding a ``summary.json``), groups the runs by ``(pde, optimizer)`` from
+their summaries and writes, into the first folder (or ``--out``):
+
+* ``report.md``: three tables, rows PDE and columns optimizer, each cell ``mean ± std (n=...)`` over the
+  group's runs (usually its seeds): final relative L2 (mean over fields), steps/s, wall time;
+* ``report.csv``: one row per (pde, optimizer) with ``n`` and ``<metric>_mean`` / ``<metric>_std`` for
+  ``rel_l2`` (mean over fields), ``rel_l2/<field>`` per field (empty for fields a PDE does not have),
+  ``steps_per_second`` and ``wall_seconds``;
+* ``error_vs_step.png``: one panel per PDE, one line per optimizer: the mean over runs of the relative
+  L2 error (averaged over fields) against step, with a min/max band;
+* ``alignment_vs_step.png``: ``align/intra_precond`` and ``align/intra`` against step, one row of panels
+  per PDE and one line (mean, min/max band) per optimizer; skipped when no run logged them.
+
+``std`` is the sample standard deviation (ddof=1), empty / ``nan`` for a group of one run. A group
+whose runs differ in more than the seed (e.g. an Optuna sweep over ``optim.lr``) is pooled as asked,
+with a warning naming what differs. Needs only numpy and matplotlib (Agg; pyplot's state is untouched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pinnrun.sinks import read_metrics
+
+SCALARS = (("steps_per_second", "steps/s"), ("wall_seconds", "wall time (s)"))
+ALIGNMENT_KEYS = ("align/intra_precond", "align/intra")
+# Overrides that do not make two runs "different settings" of one (pde, optimizer) group.
+_SAME_SETTING_PREFIXES = ("train.seed=", "pde=", "optim=", "hydra.", "hydra/", "checkpoint.", "logger")
+
+
+class ReportError(Exception):
+    """A problem with the input folders; main() prints it as one line."""
+
+
+@dataclass
+class Run:
+    path: Path
+    summary: dict[str, Any]
+    pde: str
+    optimizer: str
+    overrides: tuple[str, ...] = ()
+    _metrics: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self.summary["final_rel_l2"])
+
+    def rel_l2(self, name: str | None = None) -> float:
+        """Final relative L2 of one field, or the mean over fields (what the Hydra job returns)."""
+        errors = self.summary["final_rel_l2"]
+        if name is not None:
+            return _float(errors.get(name))
+        values = [_float(v) for v in errors.values()]
+        return float(np.mean(values)) if values else math.nan
+
+    def scalar(self, key: str) -> float:
+        return _float(self.summary.get(key))
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        """metrics.jsonl records, one per step (the last one wins where a resumed run logged a step twice)."""
+        if self._metrics is None:
+            path = self.path / "metrics.jsonl"
+            by_step: dict[int, dict[str, Any]] = {}
+            if path.is_file():
+                for record in read_metrics(path):
+                    if "step" in record:
+                        by_step[int(record["step"])] = record
+            self._metrics = [by_step[s] for s in sorted(by_step)]
+        return self._metrics
+
+    def curve(self, key: str | None) -> dict[int, float]:
+        """step -> value of one metric; key None: rel_l2 averaged over the fields logged at that step."""
+        out = {}
+        for record in self.metrics:
+            if key is None:
+                values = [_float(v) for k, v in record.items() if k.startswith("rel_l2/")]
+                if values:
+                    out[int(record["step"])] = float(np.mean(values))
+            elif key in record:
+                out[int(record["step"])] = _float(record[key])
+        return out
+
+
+def _float(value: Any) -> float:
+    """JSON numbers, and the strings ("nan", "inf") that pinnrun writes for non-finite values."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _names_from_config(run_dir: Path) -> tuple[str | None, str | None]:
+    """(pde, optimizer) from a run's config.yaml, for summaries written before those keys existed."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return None, None
+    try:
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.load(path)
+        pde = OmegaConf.select(cfg, "pde.name") or OmegaConf.select(cfg, "pde._target_")
+        optim = OmegaConf.select(cfg, "optim.name")
+        return (str(pde).rsplit(".", 1)[-1].lower() if pde else None), (str(optim) if optim else None)
+    except Exception:  # noqa: BLE001 - a fallback only
+        return None, None
+
+
+def _overrides(run_dir: Path) -> tuple[str, ...]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return ()
+    try:
+        from omegaconf import OmegaConf
+
+        return tuple(str(x) for x in OmegaConf.to_container(OmegaConf.load(path)))
+    except Exception:  # noqa: BLE001 - only used for a warning
+        return ()
+
+
+def find_runs(folders: list[Path], warn=print) -> list[Run]:
+    """Every run (folder with a summary.json) below each folder; ReportError for a folder without any."""
+    runs: list[Run] = []
+    seen: set[Path] = set()
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.exists():
+            raise ReportError(f"{folder}: no such folder")
+        if not folder.is_dir():
+            raise ReportError(f"{folder}: not a folder (pass a sweep or run directory)")
+        found = 0
+        for path in sorted(folder.rglob("summary.json")):
+            run_dir = path.parent.resolve()
+            if run_dir in seen:
+                found += 1
+                continue
+            try:
+                summary = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as error:
+                warn(f"skipping {path}: unreadable summary ({error.__class__.__name__})")
+                continue
+            if not isinstance(summary, dict) or not isinstance(summary.get("final_rel_l2"), dict):
+                warn(f"skipping {path}: no final_rel_l2 in it")
+                continue
+            pde, optimizer = summary.get("pde"), summary.get("optimizer")
+            if not pde or not optimizer:
+                cfg_pde, cfg_optim = _names_from_config(path.parent)
+                pde, optimizer = pde or cfg_pde or "unknown", optimizer or cfg_optim or "unknown"
+            seen.add(run_dir)
+            runs.append(Run(path.parent, summary, str(pde), str(optimizer), _overrides(path.parent)))
+            found += 1
+        if not found:
+            raise ReportError(f"{folder}: no runs found (no summary.json in it or below; unfinished runs write none)")
+    return runs
+
+
+def group_runs(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
+    """(pde, optimizer) -> runs, sorted by PDE, then optimizer, then run folder."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (r.pde, r.optimizer, str(r.path))):
+        groups.setdefault((run.pde, run.optimizer), []).append(run)
+    return groups
+
+
+def mixed_settings(runs: list[Run]) -> list[str]:
+    """The overrides (besides seed, pde, optim and hydra settings) that differ between a group's runs."""
+    sets = [frozenset(o for o in r.overrides if not o.startswith(_SAME_SETTING_PREFIXES)) for r in runs]
+    if len(set(sets)) <= 1:
+        return []
+    return sorted(frozenset.union(*sets) - frozenset.intersection(*sets))
+
+
+def stats(values: list[float]) -> tuple[float, float, int]:
+    """(mean, sample std with ddof=1, n); std is nan for n < 2, mean nan for n == 0."""
+    array = np.asarray(values, dtype=float)
+    n = int(array.size)
+    mean = float(array.mean()) if n else math.nan
+    std = float(array.std(ddof=1)) if n > 1 else math.nan
+    return mean, std, n
+
+
+@dataclass
+class Cell:
+    """Statistics of one (pde, optimizer) group."""
+
+    pde: str
+    optimizer: str
+    n: int
+    rel_l2: tuple[float, float]
+    fields: dict[str, tuple[float, float]]
+    scalars: dict[str, tuple[float, float]]
+
+
+def summarise(groups: dict[tuple[str, str], list[Run]]) -> list[Cell]:
+    cells = []
+    for (pde, optimizer), runs in groups.items():
+        mean, std, n = stats([r.rel_l2() for r in runs])
+        names: list[str] = []
+        for run in runs:
+            names += [f for f in run.fields if f not in names]
+        per_field = {f: stats([r.rel_l2(f) for r in runs if f in r.summary["final_rel_l2"]])[:2] for f in names}
+        scalars = {key: stats([r.scalar(key) for r in runs])[:2] for key, _ in SCALARS}
+        cells.append(Cell(pde, optimizer, n, (mean, std), per_field, scalars))
+    return cells
+
+
+# ----- writing -----
+def _fmt(value: float, spec: str) -> str:
+    return "n/a" if not math.isfinite(value) else format(value, spec)
+
+
+def _cell_text(mean: float, std: float, n: int, spec: str) -> str:
+    spread = f" ± {_fmt(std, spec)}" if n > 1 else ""
+    return f"{_fmt(mean, spec)}{spread} (n={n})"
+
+
+def write_markdown(cells: list[Cell], path: Path, sources: list[Path], notes: list[str]) -> Path:
+    pdes = list(dict.fromkeys(c.pde for c in cells))
+    optimizers = list(dict.fromkeys(c.optimizer for c in sorted(cells, key=lambda c: c.optimizer)))
+    by_key = {(c.pde, c.optimizer): c for c in cells}
+    lines = [
+        "# pinnrun sweep report",
+        "",
+        f"Runs: {sum(c.n for c in cells)} from {', '.join(f'`{s}`' for s in sources)}. Each cell: mean ± sample "
+        "standard deviation (ddof=1) over the group's runs, and their number n.",
+        "",
+    ]
+    tables = [("Final relative L2 (mean over fields)", lambda c: (*c.rel_l2, c.n), ".3e")]
+    tables += [
+        (title, (lambda key: lambda c: (*c.scalars[key], c.n))(key), ".1f" if key == "steps_per_second" else ".2f")
+        for key, title in SCALARS
+    ]
+    for title, get, spec in tables:
+        lines += [f"## {title}", "", "| PDE | " + " | ".join(optimizers) + " |", "|---" * (len(optimizers) + 1) + "|"]
+        for pde in pdes:
+            row = [
+                _cell_text(*get(by_key[(pde, o)]), spec) if (pde, o) in by_key else "–" for o in optimizers
+            ]
+            lines.append(f"| {pde} | " + " | ".join(row) + " |")
+        lines.append("")
+    if notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    lines += [
+        "Per-field errors: `report.csv`. Figures: `error_vs_step.png`, `alignment_vs_step.png`.",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def csv_columns(cells: list[Cell]) -> list[str]:
+    fields: list[str] = []
+    for cell in cells:
+        fields += [f for f in cell.fields if f not in fields]
+    columns = ["pde", "optimizer", "n", "rel_l2_mean", "rel_l2_std"]
+    for f in fields:
+        columns += [f"rel_l2/{f}_mean", f"rel_l2/{f}_std"]
+    for key, _ in SCALARS:
+        columns += [f"{key}_mean", f"{key}_std"]
+    return columns
+
+
+def write_csv(cells: list[Cell], path: Path) -> Path:
+    columns = csv_columns(cells)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for c in cells:
+            row: dict[str, Any] = {"pde": c.pde, "optimizer": c.optimizer, "n": c.n}
+            row["rel_l2_mean"], row["rel_l2_std"] = c.rel_l2
+            for name, (mean, std) in c.fields.items():
+                row[f"rel_l2/{name}_mean"], row[f"rel_l2/{name}_std"] = mean, std
+            for key, (mean, std) in c.scalars.items():
+                row[f"{key}_mean"], row[f"{key}_std"] = mean, std
+            writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+    return path
+
+
+def band(curves: list[dict[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, min, max) over runs, at the steps every run logged (all logged steps if none shared)."""
+    curves = [c for c in curves if c]
+    if not curves:
+        empty = np.zeros(0)
+        return empty, empty, empty, empty
+    shared = set.intersection(*(set(c) for c in curves))
+    steps = np.array(sorted(shared or set.union(*(set(c) for c in curves))), dtype=int)
+    values = np.array([[c.get(int(s), math.nan) for s in steps] for c in curves], dtype=float)
+    with warnings.catch_warnings():  # all-nan columns (every run diverged) give nan, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return steps, np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+
+
+def _new_figure(rows: int, cols: int, width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * cols, height * rows))
+    FigureCanvasAgg(fig)
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    return fig, axes
+
+
+def _colors(optimizers: list[str]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {o: cmap(i % 10) for i, o in enumerate(optimizers)}
+
+
+def _plot_band(ax, steps, mean, lo, hi, color, label) -> bool:
+    if steps.size == 0:
+        return False
+    marker = "o" if steps.size < 30 else None
+    ax.plot(steps, mean, color=color, label=label, marker=marker, markersize=3)
+    if np.any(hi > lo):
+        ax.fill_between(steps, lo, hi, color=color, alpha=0.2, linewidth=0)
+    return True
+
+
+def plot_error(groups: dict[tuple[str, str], list[Run]], path: Path) -> Path:
+    pdes = list(dict.fromkeys(p for p, _ in groups))
+    optimizers = sorted({o for _, o in groups})
+    colors = _colors(optimizers)
+    fig, axes = _new_figure(1, len(pdes), 5.0, 3.8)
+    for ax, pde in zip(axes[0], pdes):
+        drawn = False
+        for optimizer in optimizers:
+            runs = groups.get((pde, optimizer))
+            if runs:
+                steps, mean, lo, hi = band([r.curve(None) for r in runs])
+                drawn |= _plot_band(ax, steps, mean, lo, hi, colors[optimizer], f"{optimizer} (n={len(runs)})")
+        if drawn:
+            ax.set_yscale("log")
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no rel_l2 logged", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(pde)
+        ax.set_xlabel("step")
+        ax.set_ylabel("relative L2 (mean over fields)")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("error vs step: mean over runs, band min–max")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_alignment(groups: dict[tuple[str, str], list[Run]], path: Path) -> Path | None:
+    """None (nothing written) when no run logged the alignment diagnostics."""
+    if not any(r.curve(k) for runs in groups.values() for r in runs for k in ALIGNMENT_KEYS):
+        return None
+    pdes = list(dict.fromkeys(p for p, _ in groups))
+    optimizers = sorted({o for _, o in groups})
+    colors = _colors(optimizers)
+    fig, axes = _new_figure(len(pdes), len(ALIGNMENT_KEYS), 5.0, 3.5)
+    for row, pde in enumerate(pdes):
+        for col, key in enumerate(ALIGNMENT_KEYS):
+            ax = axes[row, col]
+            drawn = False
+            for optimizer in optimizers:
+                runs = groups.get((pde, optimizer))
+                if runs:
+                    steps, mean, lo, hi = band([r.curve(key) for r in runs])
+                    drawn |= _plot_band(ax, steps, mean, lo, hi, colors[optimizer], f"{optimizer} (n={len(runs)})")
+            if drawn:
+                ax.legend(fontsize=8)
+            else:
+                ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(f"{pde}: {key}")
+            ax.set_xlabel("step")
+            ax.grid(True, alpha=0.3)
+    fig.suptitle("gradient alignment vs step: mean over runs, band min–max")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def make_report(folders: list[Path], out: Path | None = None, warn=print) -> dict[str, Path]:
+    """Write the report; returns name -> path of what was written. Raises ReportError for bad input."""
+    folders = [Path(f) for f in folders]
+    runs = find_runs(folders, warn=warn)
+    groups = group_runs(runs)
+    notes = []
+    for (pde, optimizer), group in groups.items():
+        differing = mixed_settings(group)
+        if differing:
+            shown = ", ".join(differing[:4]) + (", ..." if len(differing) > 4 else "")
+            notes.append(f"{pde}/{optimizer} pools runs with different settings: {shown}")
+    for note in notes:
+        warn(f"warning: {note}")
+    out = Path(out) if out is not None else folders[0]
+    out.mkdir(parents=True, exist_ok=True)
+    cells = summarise(groups)
+    written = {
+        "report.md": write_markdown(cells, out / "report.md", folders, notes),
+        "report.csv": write_csv(cells, out / "report.csv"),
+        "error_vs_step.png": plot_error(groups, out / "error_vs_step.png"),
+    }
+    alignment = plot_alignment(groups, out / "alignment_vs_step.png")
+    if alignment is None:
+        warn("no align/* metrics in these runs (train.alignment_every=0?); alignment_vs_step.png not written")
+    else:
+        written["alignment_vs_step.png"] = alignment
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``pinnrun-report`` console script."""
+    parser = argparse.ArgumentParser(
+        prog="pinnrun-report",
+        description="Compare optimizers across PDEs and seeds: report.md, report.csv and figures from "
+        "every run (folder with summary.json) below the given sweep folders.",
+    )
+    parser.add_argument("sweep_dirs", nargs="+", type=Path, metavar="SWEEP_DIR", help="sweep or run folders")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: the first SWEEP_DIR)")
+    args = parser.parse_args(argv)
+
+    def warn(message: str) -> None:
+        print(f"pinnrun-report: {message}", file=sys.stderr)
+
+    try:
+        written = make_report(args.sweep_dirs, args.out, warn=warn)
+    except ReportError as error:
+        warn(str(error))
+        return 2
+    for path in written.values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Exact resume after kills and signals, damaged checkpoints, non-finite losses, fine-tuning, eval."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import COMPILE_CACHE, pinnrun_command, read_jsonl, run_cli
+
+SLOWISH = [
+    "train.batch_size=256",
+    "arch.width=32",
+    "arch.depth=3",
+    "train.log_every=10",
+    "train.eval_every=20",
+    "pde.eval_resolution=[11,11]",
+    "train.figures=false",
+    "checkpoint.every=20",
+    "train.chunk_steps=10",
+]
+
+
+def params_of(run_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(run_dir / "params.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def assert_bitwise_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PINNRUN_COMPILE_CACHE": str(COMPILE_CACHE), "WANDB_MODE": "disabled"}
+    return subprocess.Popen(pinnrun_command() + args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(run_dir: Path, step: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (run_dir / "checkpoints" / str(step)).is_dir():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before checkpoint {step}: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint {step} after {timeout} s")
+
+
+def reference_run(tmp_path: Path, steps: int, extra: list[str]) -> Path:
+    run_dir = tmp_path / "uninterrupted"
+    result = run_cli([f"train.steps={steps}", *SLOWISH, *extra, f"hydra.run.dir={run_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def check_resumed_equals_reference(tmp_path: Path, run_dir: Path, reference: Path, steps: int) -> None:
+    result = run_cli([f"resume={run_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed_from = int(result.stdout.split("resuming from the checkpoint at step ")[1].split()[0])
+    assert resumed_from >= 20
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["resumed_from_step"] == resumed_from
+    assert summary["steps_executed"] == steps - resumed_from
+    assert_bitwise_equal(params_of(run_dir), params_of(reference))
+    records, expected = read_jsonl(run_dir / "metrics.jsonl"), read_jsonl(reference / "metrics.jsonl")
+    assert [r["step"] for r in records] == [r["step"] for r in expected]  # cut back, no duplicates
+    drop = {"wall_seconds"}
+    for got, want in zip(records, expected):
+        if got["step"] > resumed_from:
+            assert {k: v for k, v in got.items() if k not in drop} == {k: v for k, v in want.items() if k not in drop}
+    # Hydra's files of the resumed segment went to their own folder
+    assert (run_dir / ".hydra" / "config.yaml").exists() and list((run_dir / "resumed").glob("*/.hydra/config.yaml"))
+
+
+@pytest.mark.parametrize("optim", ["adam", "soap"])
+def test_sigkill_then_resume_is_bitwise_identical(tmp_path, optim):
+    steps = 200
+    reference = reference_run(tmp_path, steps, [f"optim={optim}"])
+    run_dir = tmp_path / "killed"
+    proc = start([f"train.steps={steps}", *SLOWISH, f"optim={optim}", f"hydra.run.dir={run_dir}"], tmp_path)
+    wait_for_checkpoint(run_dir, 40, proc)
+    proc.kill()
+    proc.wait()
+    assert not (run_dir / "summary.json").exists(), "the run finished before it was killed"
+    check_resumed_equals_reference(tmp_path, run_dir, reference, steps)
+
+
+def test_sigterm_saves_and_exits_resumable(tmp_path):
+    steps = 200
+    reference = reference_run(tmp_path, steps, [])
+    run_dir = tmp_path / "terminated"
+    proc = start([f"train.steps={steps}", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path)
+    wait_for_checkpoint(run_dir, 20, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 75, stderr[-2000:]
+    assert "received SIGTERM" in stderr and f"resume={run_dir}" in stderr
+    check_resumed_equals_reference(tmp_path, run_dir, reference, steps)
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    run_dir = tmp_path / "damaged"
+    result = run_cli(["train.steps=60", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    latest = run_dir / "checkpoints" / "60"
+    biggest = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])
+    result = run_cli([f"resume={run_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checkpoint at step 60" in result.stderr and "trying the previous one" in result.stderr
+    assert "resuming from the checkpoint at step 40" in result.stdout
+
+
+def test_resume_refuses_changes_to_the_maths(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli(["train.steps=20", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
+    result = run_cli([f"resume={run_dir}", "optim.lr=0.1"], tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "optim.lr cannot change on resume" in lines[0] and "train.steps" in lines[0]
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(tmp_path):
+    run_dir = tmp_path / "nan"
+    result = run_cli(["train.steps=200", *SLOWISH, "optim.lr=1e30", "optim.warmup_steps=0", f"hydra.run.dir={run_dir}"], tmp_path)
+    assert result.returncode == 3, result.stderr[-2000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert "non-finite loss at step" in message
+    step = int(message.split("non-finite loss at step ")[1].split()[0])
+    assert 1 <= step <= 200
+    # whatever was saved before the blow-up restores
+    from pinnrun.checkpoint import Checkpointer
+
+    with Checkpointer(run_dir / "checkpoints") as checkpointer:
+        for saved in checkpointer.steps():
+            assert saved < step
+            assert checkpointer.restore_metadata(saved)["step"] == saved
+
+
+def test_init_from_starts_from_another_runs_parameters(tmp_path):
+    source = tmp_path / "source"
+    assert run_cli(["train.steps=100", *SLOWISH, f"hydra.run.dir={source}"], tmp_path).returncode == 0
+    fresh = run_cli(["train.steps=10", *SLOWISH, f"hydra.run.dir={tmp_path / 'fresh'}"], tmp_path)
+    tuned = run_cli(["train.steps=10", *SLOWISH, f"init_from={source}", f"hydra.run.dir={tmp_path / 'tuned'}"], tmp_path)
+    assert fresh.returncode == 0 and tuned.returncode == 0, tuned.stderr[-2000:]
+    source_loss = read_jsonl(source / "metrics.jsonl")[-1]["loss"]
+    fresh_loss = read_jsonl(tmp_path / "fresh" / "metrics.jsonl")[0]["loss"]
+    tuned_loss = read_jsonl(tmp_path / "tuned" / "metrics.jsonl")[0]["loss"]
+    assert abs(tuned_loss - source_loss) < abs(fresh_loss - source_loss)
+    assert read_jsonl(tmp_path / "tuned" / "metrics.jsonl")[0]["step"] == 10
+
+
+def test_eval_mode_restores_and_evaluates(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli(["train.steps=40", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
+    result = run_cli(["mode=eval", f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval_job'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    errors = json.loads((run_dir / "eval" / "errors.json").read_text())
+    assert errors["source"].startswith("checkpoint")
+    best = json.loads((run_dir / "summary.json").read_text())["best_rel_l2"]
+    assert np.mean(list(errors["rel_l2"].values())) == pytest.approx(min(np.mean(list(best.values())), 10), rel=0.5)
+    assert (run_dir / "eval" / "solution.png").exists()
+
+
+def test_auto_resume_in_multirun_continues_a_requeued_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "train.seed=0", *SLOWISH, f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=job"]
+    first = run_cli([*args, "train.steps=40"], tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run_cli([*args, "train.steps=60"], tmp_path)  # the same job launched again, with more steps
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming from the checkpoint at step 40" in again.stdout
+    assert [r["step"] for r in read_jsonl(sweep / "job" / "metrics.jsonl")] == [10, 20, 30, 40, 50, 60]
+
+
+def test_wandb_offline_run_has_alignment_metrics_and_keeps_its_id_on_resume(tmp_path):
+    run_dir = tmp_path / "wb"
+    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    result = run_cli(["logger=wandb", "train.steps=20", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    data = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))
+    assert b"align/intra" in data and b"rel_l2/u" in data
+    run_id = runs[0].name.split("-")[-1]
+    result = run_cli([f"resume={run_dir}", "train.steps=40"], tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ids = {p.name.split("-")[-1] for p in (run_dir / "wandb").glob("offline-run-*")}
+    assert ids == {run_id}
+
+
+def test_logger_none_works_without_wandb(tmp_path):
+    code = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name == 'wandb' or name.startswith('wandb.'):\n"
+        "        raise ImportError('wandb is not installed')\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "from pinnrun.cli import main\n"
+        "sys.argv = ['pinnrun'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    env = {**os.environ, "PINNRUN_COMPILE_CACHE": str(COMPILE_CACHE)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "logger=none", "train.steps=10", *SLOWISH, f"hydra.run.dir={tmp_path / 'r'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "r" / "summary.json").exists()
