@@ -29,11 +29,15 @@ def build_pde(pde_cfg: Mapping[str, Any]):
         raise ConfigError(f"pde ({pde_cfg.get('_target_')}): {message}") from None
 
 
-def build(cfg: Mapping[str, Any]) -> Components:
+def build(cfg: Mapping[str, Any], pde=None) -> Components:
+    """Components of a run; ``pde`` replaces the configured one (a time window of it, say)."""
     from pinnrun.archs import build_model
     from pinnrun.phases import plan_phases
 
-    pde = build_pde(cfg["pde"])
+    pde = build_pde(cfg["pde"]) if pde is None else pde
+    windows = int(cfg["train"].get("time_windows", 1))
+    if windows > 1 and not hasattr(pde, "window"):
+        raise ConfigError(f"train.time_windows: {pde.name} is not a time-dependent problem; use 1")
     try:
         phases = plan_phases(cfg["optim"], int(cfg["train"]["steps"]), cfg["train"]["precision"])
     except ValueError as error:

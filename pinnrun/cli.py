@@ -107,8 +107,8 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """The run's own config (from its checkpoint), with the harmless command-line overrides applied."""
     from pinnrun.checkpoint import Checkpointer
 
-    ckpt_dir = run_dir / "checkpoints"
-    if not ckpt_dir.is_dir():
+    ckpt_dir = latest_checkpoint_folder(run_dir)
+    if ckpt_dir is None:
         raise ConfigError(f"resume: {run_dir} holds no checkpoints (run it with checkpoint.every=N to make them)")
     checkpointer = Checkpointer(ckpt_dir)
     try:
@@ -156,6 +156,7 @@ def wandb_sink(config: dict, run_dir: Path, run_id: str | None):
 def run_job(cfg: DictConfig) -> float:
     """One Hydra job: validate, build, train; returns the mean final relative L2 (what sweepers minimise)."""
     from pinnrun.build import build, jax_settings
+    from pinnrun.marching import TimeMarcher
     from pinnrun.trainer import RunOptions, Trainer
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
@@ -193,8 +194,9 @@ def run_job(cfg: DictConfig) -> float:
             "pinnrun_version": pinnrun.__version__,
         }
         options = RunOptions(resume=resume, init_params=init_params, metadata=metadata)
+        runner = TimeMarcher if int(config["train"]["time_windows"]) > 1 else Trainer
         try:
-            summary = Trainer(config, components, run_dir, sinks=[sink] if sink else [], options=options).train()
+            summary = runner(config, components, run_dir, sinks=[sink] if sink else [], options=options).train()
         except FloatingPointError as error:
             fail(str(error), status=EXIT_NON_FINITE)
     errors = list(summary["final_rel_l2"].values())
@@ -203,10 +205,19 @@ def run_job(cfg: DictConfig) -> float:
     return float(sum(errors) / len(errors))
 
 
+def latest_checkpoint_folder(run_dir: Path) -> Path | None:
+    """<run_dir>/checkpoints, or its newest time-window folder (checkpoints/window_<k>)."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return None
+    windows = sorted(root.glob("window_*"), key=lambda p: int(p.name.split("_")[1]))
+    return windows[-1] if windows else root
+
+
 def _stored_metadata(run_dir: Path) -> dict[str, Any]:
     from pinnrun.checkpoint import Checkpointer
 
-    checkpointer = Checkpointer(run_dir / "checkpoints")
+    checkpointer = Checkpointer(latest_checkpoint_folder(run_dir))
     try:
         return checkpointer.restore_metadata()
     finally:

@@ -94,6 +94,7 @@ def validate_train(cfg: Mapping) -> None:
     check_int(cfg, "train.steps", 1)
     check_int(cfg, "train.batch_size", 1)
     check_int(cfg, "train.seed", 0)
+    check_int(cfg, "train.time_windows", 1)
     check_choice(cfg, "train.precision", PRECISIONS)
     check_choice(cfg, "train.matmul_precision", MATMUL_PRECISIONS)
     check_int(cfg, "train.log_every", 1)

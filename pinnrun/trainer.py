@@ -140,9 +140,16 @@ def load_params(path: Path, like):
 class RunOptions:
     """How a run starts and what it keeps, beyond the config itself."""
 
-    resume: bool = False  # continue from the latest checkpoint in run_dir/checkpoints
+    resume: bool = False  # continue from the latest checkpoint in the checkpoint folder
     init_params: Any = None  # start from these parameters (fine-tuning from another run)
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)  # stored with every checkpoint
+    # Time-marching runs one Trainer per window in the same run directory:
+    checkpoint_dir: Path | None = None  # default: <run_dir>/checkpoints
+    step_offset: int = 0  # added to the steps written to metrics.jsonl
+    record_extras: dict[str, Any] = dataclasses.field(default_factory=dict)  # added to every record
+    reference: Any = None  # evaluate on this Reference instead of the PDE's own
+    final_outputs: bool = True  # write params.npz, summary.json and figures at the end
+    close_sinks: bool = True
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -179,7 +186,7 @@ class Trainer:
         self.phases = plan_phases(cfg["optim"], int(self.train_cfg["steps"]), self.train_cfg["precision"])
         self.progress = Progress(self.train_cfg["steps"], self.train_cfg["progress"])
         self.extra_sinks = list(sinks or [])
-        self.evaluator = Evaluator(self.c.pde, self.train_cfg["eval_batch_size"])
+        self.evaluator = Evaluator(self.c.pde, self.train_cfg["eval_batch_size"], self.options.reference)
         self.term_names = self.c.pde.term_names
         self.weighting = AdaptiveWeights(cfg["weighting"], self.term_names)
         self._compiled: dict[tuple, Callable] = {}
@@ -192,9 +199,14 @@ class Trainer:
         self.checkpoint_every = int(ckpt["every"])
         self.checkpointer = None
         if self.checkpoint_every or self.options.resume or self.train_cfg.get("on_nan") == "rollback":
-            from pinnrun.checkpoint import Checkpointer
+            self.checkpointer = self.make_checkpointer()
 
-            self.checkpointer = Checkpointer(self.run_dir / "checkpoints", keep=int(ckpt["keep"]), keep_best=int(ckpt.get("keep_best", 1)))
+    def make_checkpointer(self):
+        from pinnrun.checkpoint import Checkpointer
+
+        ckpt = self.cfg["checkpoint"]
+        directory = self.options.checkpoint_dir or self.run_dir / "checkpoints"
+        return Checkpointer(directory, keep=int(ckpt["keep"]), keep_best=int(ckpt.get("keep_best", 1)))
 
     # ----- state -----
     def init_state(self) -> TrainState:
@@ -341,7 +353,7 @@ class Trainer:
         metrics_path = self.run_dir / "metrics.jsonl"
         if self.options.resume and self.checkpointer.latest_step() is not None:
             state, resumed_phase, step = self.restore_checkpoint(state)
-            truncate_metrics(metrics_path, step)
+            truncate_metrics(metrics_path, step + self.options.step_offset)
             self.progress.message(f"resuming from the checkpoint at step {step}")
         self.start_step = step
         self.jsonl = JsonlSink(metrics_path)
@@ -372,7 +384,7 @@ class Trainer:
                     if problem:
                         if on_nan == "rollback" and self.can_roll_back(phase):
                             state, phase, step = self.roll_back(problem, state)
-                            truncate_metrics(metrics_path, step)
+                            truncate_metrics(metrics_path, step + self.options.step_offset)
                             continue
                         if self.checkpointer is not None:
                             self.checkpointer.wait()
@@ -411,9 +423,13 @@ class Trainer:
             "arch": self.cfg["arch"]["name"],
             "rollbacks": self.rollbacks,
         }
-        self.write_outputs(state, evaluation, summary)
-        for sink in self.sinks:
-            sink.close(summary)
+        if self.options.final_outputs:
+            self.write_outputs(state, evaluation, summary)
+        if self.options.close_sinks:
+            for sink in self.sinks:
+                sink.close(summary)
+        else:
+            self.jsonl.close(summary)
         if self.checkpointer is not None:
             self.checkpointer.close()
         return summary
@@ -441,7 +457,7 @@ class Trainer:
             for k, v in evaluation.rel_l2.items():
                 self.best[k] = min(self.best.get(k, math.inf), v)
         if record:
-            record = {"step": step, "wall_seconds": time.perf_counter() - wall_start, **record}
+            record = {"step": step + self.options.step_offset, "wall_seconds": time.perf_counter() - wall_start, **self.options.record_extras, **record}
             self._log(record)
         if self.checkpoint_every and step % self.checkpoint_every == 0:
             self.save_checkpoint(phase, state, step, metric)
@@ -452,10 +468,7 @@ class Trainer:
         from pinnrun.preemption import RESUMABLE_EXIT_CODE
 
         if self.checkpointer is None:
-            from pinnrun.checkpoint import Checkpointer
-
-            ckpt = self.cfg["checkpoint"]
-            self.checkpointer = Checkpointer(self.run_dir / "checkpoints", keep=int(ckpt["keep"]), keep_best=int(ckpt.get("keep_best", 1)))
+            self.checkpointer = self.make_checkpointer()
         self.save_checkpoint(phase, state, step, metric=None, force=True)
         self.checkpointer_wait()
         for sink in self.sinks:

@@ -44,10 +44,12 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(pinnrun_command() + args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_checkpoint(run_dir: Path, step: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+def wait_for_checkpoint(run_dir: Path, step: int, proc: subprocess.Popen, timeout: float = 240, folder: Path | None = None) -> None:
+    """Block until checkpoint ``step`` is finished (orbax renames its temporary folder when done)."""
+    folder = folder or run_dir / "checkpoints"
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if (run_dir / "checkpoints" / str(step)).is_dir():
+        if (folder / str(step)).is_dir():
             return
         if proc.poll() is not None:
             raise AssertionError(f"run ended before checkpoint {step}: {proc.stderr.read()[-2000:]}")

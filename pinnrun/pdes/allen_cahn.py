@@ -9,16 +9,13 @@ Reference: ETDRK4 Fourier spectral (pinnrun.reference).
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import PDE, PointSet, Reference
+from pinnrun.pdes.base import Evolution1D, PointSet, Reference
 
 
-class AllenCahn(PDE):
+class AllenCahn(Evolution1D):
     name = "allen_cahn"
-    input_names = ("t", "x")
-    field_names = ("u",)
 
     def __init__(
         self, eps: float = 1e-4, gamma: float = 5.0, t_max: float = 1.0, eval_resolution=(201, 512), weights=None
@@ -41,30 +38,17 @@ class AllenCahn(PDE):
     def u0(self, x, xp=jnp):
         return x**2 * xp.cos(xp.pi * x)
 
-    def _x_grid(self):
-        return np.linspace(*self.bounds["x"], self.eval_resolution[1])
-
-    def initial_condition(self):
-        x = self._x_grid()
-        points = np.stack([np.zeros_like(x), x], axis=-1)
-        return points, self.u0(x, xp=np)[:, None]
-
     def residual(self, f, z):
         _, u_t = derivatives(f, z, axis=0, order=1)
         u, _, u_xx = derivatives(f, z, axis=1, order=2)
         return u_t - self.eps * u_xx + self.gamma * (u**3 - u)
 
     def point_sets(self):
-        ic_points = jnp.asarray(self.initial_condition()[0])
-
-        def initial(f, z):
-            return {"ic": f(z) - self.u0(z[1])}
-
         def interior(f, z):
             return {"res": self.residual(f, z)}
 
         return (
-            PointSet("initial", ("ic",), lambda key, n: ic_points, initial, "initial", fixed=True),
+            self.initial_point_set(),
             PointSet("interior", ("res",), self.sample_interior, interior),
         )
 

@@ -8,6 +8,7 @@ over points and components. The trainer vmaps, weights and sums the terms.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Mapping
 
@@ -147,3 +148,51 @@ class PDE:
         per_face = -(-n // len(faces))
         points = [self.sample_face(k, per_face, a, s) for k, (a, s) in zip(keys, faces)]
         return jnp.concatenate(points, axis=0)[:n]
+
+
+class Evolution1D(PDE):
+    """A time-dependent problem on (t, x) whose initial condition lives on the evaluation x-grid.
+
+    Subclasses give ``u0(x, xp)`` and ``eval_resolution = (nt, nx)``. The initial-condition target is
+    ``initial_target(z)``, the solution at the window's start time: ``u0`` for the first time window,
+    the previous window's network for later ones (see ``window``).
+    """
+
+    input_names = ("t", "x")
+    field_names = ("u",)
+    eval_resolution: tuple[int, int] = (201, 512)
+
+    def u0(self, x, xp=jnp):
+        raise NotImplementedError
+
+    def initial_target(self, z: Array) -> Array:
+        return jnp.atleast_1d(self.u0(z[1]))
+
+    def x_grid(self) -> np.ndarray:
+        return np.linspace(*self.bounds["x"], self.eval_resolution[1])
+
+    def initial_points(self) -> np.ndarray:
+        x = self.x_grid()
+        return np.stack([np.full_like(x, self.bounds["t"][0]), x], axis=-1)
+
+    def initial_condition(self):
+        points = self.initial_points()
+        values = jax.vmap(self.initial_target)(jnp.asarray(points))
+        return points, np.asarray(values, np.float64).reshape(len(points), -1)
+
+    def initial_residuals(self, f: Field, z: Array) -> dict[str, Array]:
+        return {"ic": f(z) - self.initial_target(z)}
+
+    def initial_point_set(self) -> PointSet:
+        """The fixed initial-condition points: the x-grid at the window's start time."""
+        points = jnp.asarray(self.initial_points())
+        terms = tuple(self.initial_residuals(lambda z: jnp.zeros(self.output_dim), points[0]))
+        return PointSet("initial", terms, lambda key, n: points, self.initial_residuals, "initial", fixed=True)
+
+    def window(self, t_start: float, t_end: float, initial_target: Callable[[Array], Array] | None = None) -> "Evolution1D":
+        """The same problem on [t_start, t_end], started from ``initial_target`` (time-marching)."""
+        piece = copy.copy(self)
+        piece.bounds = {**self.bounds, "t": (float(t_start), float(t_end))}
+        if initial_target is not None:
+            piece.initial_target = initial_target
+        return piece

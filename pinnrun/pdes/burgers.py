@@ -11,16 +11,13 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
-import numpy as np
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import PDE, PointSet, Reference
+from pinnrun.pdes.base import Evolution1D, PointSet, Reference
 
 
-class Burgers(PDE):
+class Burgers(Evolution1D):
     name = "burgers"
-    input_names = ("t", "x")
-    field_names = ("u",)
 
     def __init__(self, nu: float = 0.01 / math.pi, t_max: float = 1.0, eval_resolution=(201, 512), weights=None):
         for key, value in (("nu", nu), ("t_max", t_max)):
@@ -35,25 +32,12 @@ class Burgers(PDE):
     def u0(self, x, xp=jnp):
         return -xp.sin(xp.pi * x)
 
-    def _x_grid(self):
-        return np.linspace(*self.bounds["x"], self.eval_resolution[1])
-
-    def initial_condition(self):
-        x = self._x_grid()
-        points = np.stack([np.zeros_like(x), x], axis=-1)
-        return points, self.u0(x, xp=np)[:, None]
-
     def residual(self, f, z):
         _, u_t = derivatives(f, z, axis=0, order=1)
         u, u_x, u_xx = derivatives(f, z, axis=1, order=2)
         return u_t + u * u_x - self.nu * u_xx
 
     def point_sets(self):
-        ic_points = jnp.asarray(self.initial_condition()[0])
-
-        def initial(f, z):
-            return {"ic": f(z) - self.u0(z[1])}
-
         def boundary(f, z):
             return {"bc": f(z)}
 
@@ -61,7 +45,7 @@ class Burgers(PDE):
             return {"res": self.residual(f, z)}
 
         return (
-            PointSet("initial", ("ic",), lambda key, n: ic_points, initial, "initial", fixed=True),
+            self.initial_point_set(),
             PointSet("boundary", ("bc",), lambda key, n: self.sample_boundary(key, n // 4, axes=(1,)), boundary, "boundary"),
             PointSet("interior", ("res",), self.sample_interior, interior),
         )

@@ -9,16 +9,13 @@ Reference: ETDRK4 Fourier spectral (pinnrun.reference).
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import PDE, PointSet, Reference
+from pinnrun.pdes.base import Evolution1D, PointSet, Reference
 
 
-class KdV(PDE):
+class KdV(Evolution1D):
     name = "kdv"
-    input_names = ("t", "x")
-    field_names = ("u",)
 
     def __init__(self, delta: float = 0.022, t_max: float = 1.0, eval_resolution=(201, 512), weights=None):
         for key, value in (("delta", delta), ("t_max", t_max)):
@@ -38,30 +35,17 @@ class KdV(PDE):
     def u0(self, x, xp=jnp):
         return xp.cos(xp.pi * x)
 
-    def _x_grid(self):
-        return np.linspace(*self.bounds["x"], self.eval_resolution[1])
-
-    def initial_condition(self):
-        x = self._x_grid()
-        points = np.stack([np.zeros_like(x), x], axis=-1)
-        return points, self.u0(x, xp=np)[:, None]
-
     def residual(self, f, z):
         _, u_t = derivatives(f, z, axis=0, order=1)
         u, u_x, _, u_xxx = derivatives(f, z, axis=1, order=3)
         return u_t + u * u_x + self.delta**2 * u_xxx
 
     def point_sets(self):
-        ic_points = jnp.asarray(self.initial_condition()[0])
-
-        def initial(f, z):
-            return {"ic": f(z) - self.u0(z[1])}
-
         def interior(f, z):
             return {"res": self.residual(f, z)}
 
         return (
-            PointSet("initial", ("ic",), lambda key, n: ic_points, initial, "initial", fixed=True),
+            self.initial_point_set(),
             PointSet("interior", ("res",), self.sample_interior, interior),
         )
 

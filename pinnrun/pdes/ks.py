@@ -11,16 +11,13 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
-import numpy as np
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import PDE, PointSet, Reference
+from pinnrun.pdes.base import Evolution1D, PointSet, Reference
 
 
-class KuramotoSivashinsky(PDE):
+class KuramotoSivashinsky(Evolution1D):
     name = "ks"
-    input_names = ("t", "x")
-    field_names = ("u",)
 
     def __init__(
         self,
@@ -53,30 +50,17 @@ class KuramotoSivashinsky(PDE):
     def u0(self, x, xp=jnp):
         return xp.cos(x) * (1 + xp.sin(x))
 
-    def _x_grid(self):
-        return np.linspace(*self.bounds["x"], self.eval_resolution[1])
-
-    def initial_condition(self):
-        x = self._x_grid()
-        points = np.stack([np.zeros_like(x), x], axis=-1)
-        return points, self.u0(x, xp=np)[:, None]
-
     def residual(self, f, z):
         _, u_t = derivatives(f, z, axis=0, order=1)
         u, u_x, u_xx, _, u_xxxx = derivatives(f, z, axis=1, order=4)
         return u_t + self.alpha * u * u_x + self.beta * u_xx + self.gamma * u_xxxx
 
     def point_sets(self):
-        ic_points = jnp.asarray(self.initial_condition()[0])
-
-        def initial(f, z):
-            return {"ic": f(z) - self.u0(z[1])}
-
         def interior(f, z):
             return {"res": self.residual(f, z)}
 
         return (
-            PointSet("initial", ("ic",), lambda key, n: ic_points, initial, "initial", fixed=True),
+            self.initial_point_set(),
             PointSet("interior", ("res",), self.sample_interior, interior),
         )
 

@@ -11,13 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import PDE, PointSet, Reference
+from pinnrun.pdes.base import Evolution1D, PointSet, Reference
 
 
-class Wave(PDE):
+class Wave(Evolution1D):
     name = "wave"
-    input_names = ("t", "x")
-    field_names = ("u",)
 
     def __init__(self, c: float = 2.0, t_max: float = 1.0, eval_resolution=(201, 256), weights=None):
         super().__init__({"t": (0.0, t_max), "x": (0.0, 1.0)}, weights)
@@ -31,20 +29,16 @@ class Wave(PDE):
         pi = xp.pi
         return xp.sin(pi * x) * xp.cos(self.c * pi * t) + 0.5 * xp.sin(4 * pi * x) * xp.cos(4 * self.c * pi * t)
 
-    def _x_grid(self):
-        return np.linspace(*self.bounds["x"], self.eval_resolution[1])
+    def initial_target(self, z):
+        return jnp.atleast_1d(self.exact(z[0], z[1]))
 
-    def initial_condition(self):
-        x = self._x_grid()
-        points = np.stack([np.zeros_like(x), x], axis=-1)
-        return points, self.exact(0.0, x, xp=np)[:, None]
+    def initial_residuals(self, f, z):
+        # Value and velocity at the start time; the target's t-derivative is 0 at t = 0.
+        u, u_t = derivatives(f, z, axis=0, order=1)
+        target, target_t = derivatives(self.initial_target, z, axis=0, order=1)
+        return {"ic": u - target, "ic_t": u_t - target_t}
 
     def point_sets(self):
-        ic_points = jnp.asarray(self.initial_condition()[0])
-
-        def initial(f, z):
-            u, u_t = derivatives(f, z, axis=0, order=1)
-            return {"ic": u - self.exact(z[0], z[1]), "ic_t": u_t}
 
         def boundary(f, z):
             return {"bc": f(z)}
@@ -55,13 +49,13 @@ class Wave(PDE):
             return {"res": u_tt - self.c**2 * u_xx}
 
         return (
-            PointSet("initial", ("ic", "ic_t"), lambda key, n: ic_points, initial, "initial", fixed=True),
+            self.initial_point_set(),
             PointSet("boundary", ("bc",), lambda key, n: self.sample_boundary(key, n // 4, axes=(1,)), boundary, "boundary"),
             PointSet("interior", ("res",), self.sample_interior, interior),
         )
 
     def reference(self):
         t = np.linspace(*self.bounds["t"], self.eval_resolution[0])
-        x = self._x_grid()
+        x = self.x_grid()
         tt, xx = np.meshgrid(t, x, indexing="ij")
         return Reference(axes={"t": t, "x": x}, fields={"u": self.exact(tt, xx, xp=np)})

@@ -1,0 +1,89 @@
+"""Time-marching: windows, their initial conditions, whole-horizon errors, resume across windows."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+
+from conftest import read_jsonl, run_cli
+from pinnrun.marching import piecewise_apply, slice_reference, window_edges
+from pinnrun.pdes.base import Reference
+from pinnrun.pdes.burgers import Burgers
+from test_resume import assert_bitwise_equal, start, wait_for_checkpoint
+
+WAVE_QUICK = [
+    "pde=wave",
+    "train.time_windows=3",
+    "train.log_every=10",
+    "train.eval_every=10",
+    "train.batch_size=128",
+    "arch.width=16",
+    "arch.depth=2",
+    "arch.fourier.dim=8",
+    "pde.eval_resolution=[31,16]",
+    "checkpoint.every=10",
+    "train.chunk_steps=10",
+    "train.figures=false",
+]
+
+
+def test_piecewise_apply_uses_each_times_window():
+    edges = window_edges(0.0, 1.0, 4)
+    apply = lambda p, z: jnp.atleast_1d(p * 1.0)  # noqa: E731  (a "network" that returns its param)
+    combined = piecewise_apply(apply, edges, time_axis=0)
+    params = [jnp.asarray(k, jnp.float32) for k in range(4)]
+    for t, expected in [(0.0, 0), (0.24, 0), (0.25, 1), (0.6, 2), (0.99, 3), (1.0, 3)]:
+        assert float(combined(params, jnp.array([t, 0.3]))[0]) == expected
+
+
+def test_slice_reference_keeps_window_times():
+    ref = Reference(axes={"t": np.linspace(0, 1, 11), "x": np.arange(3.0)}, fields={"u": np.arange(33.0).reshape(11, 3)})
+    part = slice_reference(ref, 0, 0.3, 0.6)
+    np.testing.assert_allclose(part.axes["t"], [0.3, 0.4, 0.5, 0.6])
+    np.testing.assert_array_equal(part.fields["u"], ref.fields["u"][3:7])
+
+
+def test_window_initial_condition_comes_from_the_given_function():
+    pde = Burgers(eval_resolution=(11, 8))
+    piece = pde.window(0.5, 1.0, lambda z: jnp.atleast_1d(z[1] ** 2))
+    points, values = piece.initial_condition()
+    assert np.all(points[:, 0] == 0.5) and piece.bounds["t"] == (0.5, 1.0)
+    np.testing.assert_allclose(values[:, 0], points[:, 1] ** 2, rtol=1e-6)
+    interior = piece.sample_interior(jax_key(), 100)
+    assert float(interior[:, 0].min()) >= 0.5
+    assert pde.bounds["t"] == (0.0, 1.0)  # the original is untouched
+
+
+def jax_key():
+    import jax
+
+    return jax.random.PRNGKey(0)
+
+
+def test_time_marching_run_and_resume_across_windows(tmp_path):
+    reference = tmp_path / "full"
+    result = run_cli([*WAVE_QUICK, "train.steps=30", f"hydra.run.dir={reference}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "time window 3/3" in result.stdout
+    summary = json.loads((reference / "summary.json").read_text())
+    assert summary["time_windows"] == 3 and summary["steps"] == 90
+    records = read_jsonl(reference / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(10, 91, 10))
+    assert [r["window"] for r in records] == [0] * 3 + [1] * 3 + [2] * 3
+    assert sorted(p.name for p in (reference / "windows").iterdir()) == ["window_0.npz", "window_1.npz", "window_2.npz"]
+
+    killed = tmp_path / "killed"
+    proc = start([*WAVE_QUICK, "train.steps=30", f"hydra.run.dir={killed}"], tmp_path)
+    # kill it inside the second window, after that window's first checkpoint
+    wait_for_checkpoint(killed, 10, proc, folder=killed / "checkpoints" / "window_1")
+    proc.kill()
+    proc.wait()
+    result = run_cli([f"resume={killed}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for k in range(3):
+        with np.load(reference / "windows" / f"window_{k}.npz") as a, np.load(killed / "windows" / f"window_{k}.npz") as b:
+            assert_bitwise_equal(dict(a), dict(b))
+    assert [r["step"] for r in read_jsonl(killed / "metrics.jsonl")] == list(range(10, 91, 10))
+    assert json.loads((killed / "summary.json").read_text())["final_rel_l2"] == summary["final_rel_l2"]
