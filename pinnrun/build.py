@@ -69,6 +69,12 @@ def build(cfg: Mapping[str, Any], pde=None) -> Components:
             t_min=t_min,
             t_max=t_max,
         )
+    mesh = device_mesh(cfg["train"].get("devices", 1))
+    batch_sharding = None
+    if mesh is not None:
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        batch_sharding = NamedSharding(mesh, PartitionSpec("batch"))
     models, losses = {}, {}
 
     def cached_model(dtype):
@@ -80,11 +86,23 @@ def build(cfg: Mapping[str, Any], pde=None) -> Components:
     def loss_for(dtype):
         key = jnp.dtype(dtype).name
         if key not in losses:
-            losses[key] = PINNLoss(pde, cached_model(dtype).apply, int(cfg["train"]["batch_size"]), causal, dtype)
+            losses[key] = PINNLoss(pde, cached_model(dtype).apply, int(cfg["train"]["batch_size"]), causal, dtype, batch_sharding)
         return losses[key]
 
     first_dtype = jnp.float64 if phases[0].precision == "float64" else jnp.float32
-    return Components(pde, cached_model, loss_for, weights, first_dtype)
+    return Components(pde, cached_model, loss_for, weights, first_dtype, mesh)
+
+
+def device_mesh(devices: Any):
+    """A one-axis ("batch") mesh over the local devices for data parallelism; None for one device."""
+    available = jax.device_count()
+    count = available if devices == "auto" else int(devices)
+    if count > available:
+        raise ConfigError(f"train.devices: {count} requested but only {available} available ({jax.devices()[0].platform})")
+    if count == 1:
+        return None
+    auto = (jax.sharding.AxisType.Auto,)  # GSPMD propagates the batch sharding from the constraint
+    return jax.make_mesh((count,), ("batch",), axis_types=auto, devices=jax.devices()[:count])
 
 
 def needs_x64(cfg: Mapping[str, Any]) -> bool:

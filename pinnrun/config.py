@@ -95,6 +95,9 @@ def validate_train(cfg: Mapping) -> None:
     check_int(cfg, "train.batch_size", 1)
     check_int(cfg, "train.seed", 0)
     check_int(cfg, "train.time_windows", 1)
+    devices = _get(cfg, "train.devices")
+    if devices != "auto" and (isinstance(devices, bool) or not isinstance(devices, int) or devices < 1):
+        raise ConfigError(f"train.devices must be auto or an integer >= 1; got {devices!r}")
     check_choice(cfg, "train.precision", PRECISIONS)
     check_choice(cfg, "train.matmul_precision", MATMUL_PRECISIONS)
     check_int(cfg, "train.log_every", 1)

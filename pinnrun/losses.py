@@ -39,6 +39,8 @@ class PINNLoss:
     batch_size: int
     causal: CausalConfig | None = None
     dtype: Any = jnp.float32
+    # Data parallelism: the sharding of a batch's leading (points) axis across devices, or None.
+    batch_sharding: Any = None
 
     @property
     def point_sets(self) -> tuple[PointSet, ...]:
@@ -60,7 +62,14 @@ class PINNLoss:
         sets = self.point_sets
         keys = jax.random.split(key, len(sets))
         points = {ps.name: fixed[ps.name] if ps.fixed else ps.sample(k, self.batch_size) for k, ps in zip(keys, sets)}
-        return {name: p.astype(self.dtype) for name, p in points.items()}
+        return {name: self.shard(p.astype(self.dtype)) for name, p in points.items()}
+
+    def shard(self, points: Array) -> Array:
+        """Split a batch of points across the devices (when it divides evenly); XLA then averages the
+        per-device gradients, since the loss is a mean over all points."""
+        if self.batch_sharding is None or points.shape[0] % self.batch_sharding.mesh.size:
+            return points
+        return jax.lax.with_sharding_constraint(points, self.batch_sharding)
 
     # ----- residuals and losses -----
     def residuals(self, params: Params, points: Points) -> dict[str, Array]:

@@ -50,6 +50,15 @@ class Components:
     loss_for: Callable[[Any], PINNLoss]  # dtype -> PINNLoss
     weights: dict[str, float]
     dtype: Any  # of the first phase
+    mesh: Any = None  # data parallelism: the state is replicated on this mesh, batches are split
+
+    def replicate(self, tree):
+        """Place a pytree on every device of the mesh (no-op on one device)."""
+        if self.mesh is None:
+            return tree
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
     @property
     def model(self):
@@ -251,7 +260,7 @@ class Trainer:
         state = state._replace(params=params, opt_state=opt_state, weights=weights)
         # An optimizer's init may keep references to the params (L-BFGS does): the chunk donates its
         # input, and XLA refuses to donate one buffer twice, so give every leaf its own buffer.
-        return jax.tree.map(jnp.copy, state)
+        return self.c.replicate(jax.tree.map(jnp.copy, state))
 
     def _chunk_fn(self, phase: Phase, length: int, state: TrainState) -> Callable:
         key = (phase.index, length, self.lr_scale)
