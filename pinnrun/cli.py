@@ -155,6 +155,9 @@ def wandb_sink(config: dict, run_dir: Path, run_id: str | None):
 
 def run_job(cfg: DictConfig) -> float:
     """One Hydra job: validate, build, train; returns the mean final relative L2 (what sweepers minimise)."""
+    from pinnrun.launch import assign_worker_device
+
+    assign_worker_device()  # joblib workers: one GPU each, no XLA preallocation (before JAX starts)
     from pinnrun.build import build, jax_settings
     from pinnrun.marching import TimeMarcher
     from pinnrun.trainer import RunOptions, Trainer

@@ -117,6 +117,16 @@ class PreemptionGuard:
             return f"pinnrun: interrupted (SIGINT){at}; checkpoint saved, resume with: {resume}"
         return f"pinnrun: received {name}{at}; checkpoint saved, resume with: {resume}"
 
+    def forwards_to_python_handler(self) -> bool:
+        """Whether ``hand_over`` will call a Python handler installed before ours (e.g. submitit's)."""
+        previous = self._previous.get(self._received) if self._received is not None else None
+        return callable(previous) and previous is not signal.default_int_handler
+
+    def rearm(self) -> PreemptionGuard:
+        """Catch signals again after a previous handler returned (submitit ignores SIGTERM, say)."""
+        self._received = None
+        return self.install()
+
     def hand_over(self, step: int | None = None, run_dir: str | Path | None = None) -> None:
         """After the checkpoint is saved: restore the previous handlers and let the signal take its course.
 

@@ -473,21 +473,34 @@ class Trainer:
         return record
 
     def stop_for_signal(self, guard, phase: Phase, state: TrainState, step: int) -> None:
-        """Save, wait for the files, then hand the signal to whoever handled it before us."""
+        """Save and wait for the files, then hand the signal to whoever handled it before us.
+
+        With no earlier Python handler, exit with RESUMABLE_EXIT_CODE. An earlier handler (submitit's)
+        decides: it requeues and exits (SIGUSR2), or returns (submitit ignores SIGTERM), and then
+        training goes on with the checkpoint safely written.
+        """
         from pinnrun.preemption import RESUMABLE_EXIT_CODE
 
         if self.checkpointer is None:
             self.checkpointer = self.make_checkpointer()
         self.save_checkpoint(phase, state, step, metric=None, force=True)
         self.checkpointer_wait()
+        if guard.forwards_to_python_handler():
+            for sink in self.sinks:
+                if hasattr(sink, "mark_preempting"):
+                    sink.mark_preempting()
+            name = guard.signal_name
+            guard.hand_over(step, self.run_dir)  # may exit (a requeue)
+            guard.rearm()
+            self.progress.message(f"{name} at step {step}: checkpoint saved; the earlier handler let training go on")
+            return
         for sink in self.sinks:
             if hasattr(sink, "mark_preempting"):
                 sink.mark_preempting()
                 sink.close({"preempted_at_step": step}, exit_code=RESUMABLE_EXIT_CODE)
             else:
                 sink.close({"preempted_at_step": step})
-        guard.hand_over(step, self.run_dir)
-        raise SystemExit(RESUMABLE_EXIT_CODE)  # the previous handler returned: stop here all the same
+        guard.hand_over(step, self.run_dir)  # prints the resume command and exits
 
     def checkpointer_wait(self) -> None:
         if self.checkpointer is not None:

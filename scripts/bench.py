@@ -12,8 +12,10 @@ the medians and their ratio. Sections:
   alignment  a chunk of 100 steps with and without the alignment diagnostics that
              train.alignment_every=100 adds (per-term gradients by one jacrev, preconditioned
              scores). Target: at most 10% slower.
+  checkpoint a chunk of 100 steps with and without an asynchronous Orbax checkpoint after it
+             (checkpoint.every=100). Target: at most 10% slower.
 
-Usage: python scripts/bench.py [--section core|optim|alignment|all] [--repeats 5] [--steps 100]
+Usage: python scripts/bench.py [--section core|optim|alignment|checkpoint|all] [--repeats 5] [--steps 100]
 """
 
 from __future__ import annotations
@@ -218,7 +220,38 @@ def section_alignment(args) -> None:
     print(f"overhead: {100 * overhead:+.1f}%  (target <= 10%; median of {args.repeats} interleaved repeats)")
 
 
-SECTIONS = {"core": section_core, "optim": section_optim, "alignment": section_alignment}
+def section_checkpoint(args) -> None:
+    import tempfile
+
+    from pinnrun.checkpoint import Checkpointer
+
+    cfg = composed()
+    with jax_settings(cfg), tempfile.TemporaryDirectory() as folder:
+        components = build(cfg)
+        checkpointer = Checkpointer(folder, keep=3, keep_best=1)
+        steps = {"n": 0}
+
+        def save(state):
+            steps["n"] += 100
+            checkpointer.save(steps["n"], state, {"step": steps["n"], "config": cfg}, metric=1.0 / steps["n"])
+
+        plain, _ = pinnrun_runner(cfg, components, 100)
+        with_checkpoints, _ = pinnrun_runner(cfg, components, 100, after_chunk=save)
+        medians = interleaved({"off": plain, "every 100": with_checkpoints}, args.repeats)
+        checkpointer.close()
+    overhead = medians["every 100"] / medians["off"] - 1
+    print(f"== checkpoint: default Kovasznay config, asynchronous Orbax save after every chunk of 100 steps, device {jax.devices()[0].device_kind}")
+    print(f"off        {100 / medians['off']:8.1f} steps/s")
+    print(f"every 100  {100 / medians['every 100']:8.1f} steps/s")
+    print(f"overhead: {100 * overhead:+.1f}%  (target <= 10%; median of {args.repeats} interleaved repeats)")
+
+
+SECTIONS = {
+    "core": section_core,
+    "optim": section_optim,
+    "alignment": section_alignment,
+    "checkpoint": section_checkpoint,
+}
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ QUICK = [
     "arch.width=16",
     "arch.depth=2",
     "train.figures=false",
+    "train.alignment_every=0",
+    "checkpoint.every=0",
 ]
 
 

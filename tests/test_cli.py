@@ -18,7 +18,7 @@ def only_run_dir(root: Path) -> Path:
 
 
 def test_short_kovasznay_run_writes_every_output(cli):
-    result = cli([*QUICK, "train.figures=true", "pde.eval_resolution=[31,41]"])
+    result = cli([*QUICK, "train.figures=true", "train.alignment_every=10", "pde.eval_resolution=[31,41]"])
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(cli.cwd / "outputs")
     assert "compiling the training step" in result.stdout and "compiled in" in result.stdout
@@ -61,7 +61,7 @@ def test_wave_run_reports_error_against_time(cli):
     [
         (["train.steps=-5"], "train.steps must be an integer >= 1"),
         (["arch.activation=nope"], "arch.activation must be one of tanh, sin, swish, gelu"),
-        (["pde=nope"], "unknown pde option 'nope'; available pde options: kovasznay"),
+        (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, kdv, kovasznay, ks, wave"),
         (["pde.re=-3"], "pde.re must be positive"),
     ],
 )

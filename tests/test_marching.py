@@ -26,6 +26,7 @@ WAVE_QUICK = [
     "checkpoint.every=10",
     "train.chunk_steps=10",
     "train.figures=false",
+    "train.alignment_every=0",
 ]
 
 

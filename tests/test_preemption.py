@@ -190,3 +190,25 @@ def test_real_process_checkpoints_and_exits_75(tmp_path, sig):
     assert step is not None and f"at step {step};" in last
     assert ckpt.restore_metadata() == {"signal": sig.name}
     ckpt.close()
+
+
+def test_rearm_after_a_previous_handler_returns():
+    import os
+    import signal
+
+    from pinnrun.preemption import PreemptionGuard
+
+    calls = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+    try:
+        with PreemptionGuard() as guard:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert guard.requested and guard.forwards_to_python_handler()
+            guard.hand_over(step=3)
+            assert calls == [signal.SIGTERM]
+            guard.rearm()
+            assert not guard.requested
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert guard.requested and calls == [signal.SIGTERM]  # ours again, not the earlier one
+    finally:
+        signal.signal(signal.SIGTERM, previous)

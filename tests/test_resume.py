@@ -25,6 +25,7 @@ SLOWISH = [
     "train.figures=false",
     "checkpoint.every=20",
     "train.chunk_steps=10",
+    "train.alignment_every=0",
 ]
 
 
@@ -187,7 +188,7 @@ def test_auto_resume_in_multirun_continues_a_requeued_job(tmp_path):
 def test_wandb_offline_run_has_alignment_metrics_and_keeps_its_id_on_resume(tmp_path):
     run_dir = tmp_path / "wb"
     env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    result = run_cli(["logger=wandb", "train.steps=20", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path, env=env)
+    result = run_cli(["logger=wandb", "train.steps=20", *SLOWISH, "train.alignment_every=10", f"hydra.run.dir={run_dir}"], tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     runs = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
