@@ -10,7 +10,6 @@ each time's window.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +22,16 @@ import numpy as np
 from pinnrun.build import build
 from pinnrun.evaluation import Evaluation, Evaluator
 from pinnrun.pdes.base import Reference
-from pinnrun.trainer import Components, RunOptions, Trainer, device_description, load_params, save_params, versions
+from pinnrun.trainer import (
+    Components,
+    RunOptions,
+    Trainer,
+    device_description,
+    load_params,
+    save_params,
+    versions,
+    write_run_outputs,
+)
 
 
 def window_edges(t0: float, t1: float, windows: int) -> np.ndarray:
@@ -134,17 +142,4 @@ class TimeMarcher:
         return summary
 
     def write_outputs(self, evaluator: Evaluator, evaluation: Evaluation, summary: dict[str, Any]) -> None:
-        from pinnrun import figures
-
-        t = evaluator.reference.axes["t"]
-        if evaluation.rel_l2_vs_t is not None:
-            np.savez(self.run_dir / "error_vs_t.npz", t=t, **evaluation.rel_l2_vs_t)
-        if self.cfg["train"]["figures"]:
-            from pinnrun.plot import plot_training
-
-            figures.plot_solution(evaluator.reference, evaluation, self.run_dir / "solution.png")
-            figures.plot_error_vs_time(t, evaluation, self.run_dir / "error_vs_t.png")
-            plot_training(self.run_dir)
-        tmp = self.run_dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(self.run_dir / "summary.json")
+        write_run_outputs(self.run_dir, evaluator.reference, evaluation, summary, self.cfg["train"]["figures"], self.sinks)

@@ -37,8 +37,36 @@ class JsonlSink:
         self._file.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
         self._file.flush()
 
+    def truncate(self, step: int) -> None:
+        """Drop the records after ``step`` and go on appending (after a rollback)."""
+        self._file.close()
+        truncate_metrics(self.path, step)
+        self._file = open(self.path, "a", encoding="utf-8")
+
     def close(self, summary: dict[str, Any]) -> None:
         self._file.close()
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the records after ``step``: a resumed run continues from there, with no duplicated steps."""
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines(keepends=True):
+        record_step = _record_step(line)
+        if record_step is not None and record_step <= step:
+            kept.append(line)
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(kept))
+    tmp.replace(path)
+
+
+def _record_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut short by a kill
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

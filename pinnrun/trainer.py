@@ -27,7 +27,7 @@ from pinnrun.adaptive import AdaptiveWeights
 from pinnrun.evaluation import Evaluation, Evaluator
 from pinnrun.losses import PINNLoss
 from pinnrun.phases import Phase, PhaseStepper, build_stepper, learning_rate, plan_phases
-from pinnrun.sinks import JsonlSink, Progress, Sink
+from pinnrun.sinks import JsonlSink, Progress, Sink, truncate_metrics
 
 Array = jax.Array
 MAX_CHUNK_STEPS = 500
@@ -159,23 +159,6 @@ class RunOptions:
     reference: Any = None  # evaluate on this Reference instead of the PDE's own
     final_outputs: bool = True  # write params.npz, summary.json and figures at the end
     close_sinks: bool = True
-
-
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drop the records after ``step`` (a resumed run continues from there, with no duplicated steps)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines(keepends=True) if _record_step(line) is not None and _record_step(line) <= step]
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(kept))
-    tmp.replace(path)
-
-
-def _record_step(line: str) -> int | None:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return None  # a line cut short by a kill
 
 
 class Trainer:
@@ -393,7 +376,7 @@ class Trainer:
                     if problem:
                         if on_nan == "rollback" and self.can_roll_back(phase):
                             state, phase, step = self.roll_back(problem, state)
-                            truncate_metrics(metrics_path, step + self.options.step_offset)
+                            self.jsonl.truncate(step + self.options.step_offset)
                             continue
                         if self.checkpointer is not None:
                             self.checkpointer.wait()
@@ -524,18 +507,27 @@ class Trainer:
 
     def write_outputs(self, state: TrainState, evaluation: Evaluation, summary: dict[str, Any]) -> None:
         save_params(state.params, self.run_dir / "params.npz")
+        write_run_outputs(self.run_dir, self.evaluator.reference, evaluation, summary, self.train_cfg["figures"], self.sinks)
+
+
+def write_run_outputs(run_dir: Path, reference, evaluation: Evaluation, summary: dict[str, Any], make_figures: bool, sinks=()) -> None:
+    """error_vs_t.npz, the figures (also to sinks that take images) and summary.json, written last."""
+    if evaluation.rel_l2_vs_t is not None:
+        np.savez(run_dir / "error_vs_t.npz", t=reference.axes["t"], **evaluation.rel_l2_vs_t)
+    if make_figures:
+        from pinnrun import figures
+        from pinnrun.plot import plot_training
+
+        images = {
+            "solution": figures.plot_solution(reference, evaluation, run_dir / "solution.png"),
+            "training": plot_training(run_dir),
+        }
         if evaluation.rel_l2_vs_t is not None:
-            t = self.evaluator.reference.axes["t"]
-            np.savez(self.run_dir / "error_vs_t.npz", t=t, **evaluation.rel_l2_vs_t)
-        if self.train_cfg["figures"]:
-            from pinnrun import figures
-
-            from pinnrun.plot import plot_training
-
-            figures.plot_solution(self.evaluator.reference, evaluation, self.run_dir / "solution.png")
-            plot_training(self.run_dir)
-            if evaluation.rel_l2_vs_t is not None:
-                figures.plot_error_vs_time(self.evaluator.reference.axes["t"], evaluation, self.run_dir / "error_vs_t.png")
-        tmp = self.run_dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(self.run_dir / "summary.json")
+            images["error_vs_t"] = figures.plot_error_vs_time(reference.axes["t"], evaluation, run_dir / "error_vs_t.png")
+        images = {k: v for k, v in images.items() if v is not None}
+        for sink in sinks:
+            if hasattr(sink, "log_images"):
+                sink.log_images(images, step=summary.get("steps"))
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(run_dir / "summary.json")

@@ -81,3 +81,24 @@ def test_float64_polish_phase(cli):
     (path,) = cli.cwd.rglob("params.npz")
     with np.load(path) as params:
         assert all(params[k].dtype == np.float64 for k in params.files)
+
+
+def test_soap_chunk_runs_without_host_callbacks():
+    from hydra import compose, initialize_config_module
+
+    from pinnrun.build import build, jax_settings
+    from pinnrun.config import validate
+    from pinnrun.phases import build_stepper, plan_phases
+    from pinnrun.trainer import TrainState, make_chunk
+
+    with initialize_config_module(config_module="pinnrun.conf", version_base="1.3"):
+        cfg = validate(compose(config_name="config", overrides=["optim=soap", "arch.width=8", "arch.depth=2", "train.batch_size=16"]))
+    with jax_settings(cfg):
+        components = build(cfg)
+        phase = plan_phases(cfg["optim"], 10, "float32")[0]
+        stepper = build_stepper(phase, components.loss, {})
+        params = components.model.init(jax.random.PRNGKey(0))
+        state = TrainState(jnp.asarray(0, jnp.int32), params, stepper.init(params, None), {k: jnp.asarray(1.0) for k in components.weights}, jax.random.PRNGKey(1))
+        hlo = jax.jit(make_chunk(stepper, 5)).lower(state).as_text()
+    assert "while" in hlo  # the scan over steps
+    assert "callback" not in hlo.lower() and "host" not in hlo.lower()

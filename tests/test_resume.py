@@ -221,3 +221,48 @@ def test_logger_none_works_without_wandb(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "r" / "summary.json").exists()
+
+
+def spiky_sgd(learning_rate, spike_at: int = 25, threshold: float = 0.75e-3):
+    """SGD whose update turns NaN once at step ``spike_at`` while the learning rate exceeds ``threshold``.
+
+    A test optimizer for rollback: after the rollback halves the learning rate, the spike is gone.
+    """
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    def init(params):
+        return jnp.zeros([], jnp.int32)
+
+    def update(grads, count, params=None):
+        lr = learning_rate(count)
+        blow_up = (count == spike_at) & (lr > threshold)
+        updates = jax.tree.map(lambda g: jnp.where(blow_up, jnp.nan, -lr * g), grads)
+        return updates, count + 1
+
+    return optax.GradientTransformation(init, update)
+
+
+def test_rollback_restores_the_last_checkpoint_and_halves_the_learning_rate(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_module
+
+    from pinnrun.build import build, jax_settings
+    from pinnrun.config import validate
+    from pinnrun.optim import factory
+    from pinnrun.trainer import Trainer
+
+    monkeypatch.setitem(factory.OPTIMIZERS, "spiky", "test_resume:spiky_sgd")
+    overrides = [
+        "optim.name=spiky", "~optim.b1", "~optim.b2", "~optim.eps", "optim.lr=1e-3", "optim.warmup_steps=0",
+        "optim.decay_rate=1.0", "train.on_nan=rollback", "train.steps=40", *SLOWISH,
+    ]
+    with initialize_config_module(config_module="pinnrun.conf", version_base="1.3"):
+        cfg = validate(compose(config_name="config", overrides=overrides))
+    with jax_settings(cfg):
+        summary = Trainer(cfg, build(cfg), tmp_path).train()
+    assert summary["rollbacks"] == 1
+    records = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == [10, 20, 30, 40]
+    assert records[1]["lr"] == pytest.approx(1e-3) and records[2]["lr"] == pytest.approx(5e-4)
+    assert all(np.isfinite(r["loss"]) for r in records)
