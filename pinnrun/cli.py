@@ -158,6 +158,9 @@ def run_job(cfg: DictConfig) -> float:
     from pinnrun.launch import assign_worker_device
 
     assign_worker_device()  # joblib workers: one GPU each, no XLA preallocation (before JAX starts)
+    from pinnrun import distributed
+
+    distributed.initialize()  # multi-process runs only
     from pinnrun.build import build, jax_settings
     from pinnrun.marching import TimeMarcher
     from pinnrun.trainer import RunOptions, Trainer
@@ -188,9 +191,10 @@ def run_job(cfg: DictConfig) -> float:
             fail(str(error))
         stored_metadata = _stored_metadata(run_dir) if resume else {}
         init_params = _init_params(config, components) if config.get("init_from") and not resume else None
-        if not resume:
+        main_process = distributed.is_main_process()
+        if not resume and main_process:
             OmegaConf.save(OmegaConf.create(config), run_dir / "config.yaml")
-        sink = wandb_sink(config, run_dir, stored_metadata.get("wandb_run_id"))
+        sink = wandb_sink(config, run_dir, stored_metadata.get("wandb_run_id")) if main_process else None
         metadata = {
             "config": config,
             "wandb_run_id": sink.run_id if sink is not None else stored_metadata.get("wandb_run_id"),

@@ -110,7 +110,8 @@ class TimeMarcher:
                 compile_seconds += summary["compile_seconds"]
                 if summary["steps_per_second"]:
                     train_rate.append(summary["steps_per_second"])
-                save_params(params, saved)
+                if jax.process_index() == 0:
+                    save_params(params, saved)
             window_params.append(params)
             model = components.model_for(jnp.dtype(jax.tree.leaves(params)[0].dtype))
             initial_target = lambda z, apply=model.apply, p=params: apply(p, z)  # noqa: E731
@@ -136,7 +137,8 @@ class TimeMarcher:
             "optimizer": "+".join(p["name"] for p in (self.cfg["optim"].get("phases") or [self.cfg["optim"]])),
             "arch": self.cfg["arch"]["name"],
         }
-        self.write_outputs(evaluator, evaluation, summary)
+        if jax.process_index() == 0:
+            self.write_outputs(evaluator, evaluation, summary)
         for sink in self.sinks:
             sink.close(summary)
         return summary

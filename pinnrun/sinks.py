@@ -27,24 +27,31 @@ def _jsonable(value: Any) -> Any:
 
 
 class JsonlSink:
-    """Appends one JSON object per record to ``metrics.jsonl`` and flushes, so a killed run keeps its log."""
+    """Appends one JSON object per record to ``metrics.jsonl`` and flushes, so a killed run keeps its log.
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._file = open(self.path, "a", encoding="utf-8")
+    ``path=None`` makes a sink that writes nothing (the other processes of a multi-process run).
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = None if path is None else Path(path)
+        self._file = None if path is None else open(self.path, "a", encoding="utf-8")
 
     def log(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
-        self._file.flush()
+        if self._file is not None:
+            self._file.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")
+            self._file.flush()
 
     def truncate(self, step: int) -> None:
         """Drop the records after ``step`` and go on appending (after a rollback)."""
+        if self._file is None:
+            return
         self._file.close()
         truncate_metrics(self.path, step)
         self._file = open(self.path, "a", encoding="utf-8")
 
     def close(self, summary: dict[str, Any]) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def truncate_metrics(path: Path, step: int) -> None:

@@ -176,7 +176,9 @@ class Trainer:
         self.options = options or RunOptions()
         self.train_cfg = cfg["train"]
         self.phases = plan_phases(cfg["optim"], int(self.train_cfg["steps"]), self.train_cfg["precision"])
-        self.progress = Progress(self.train_cfg["steps"], self.train_cfg["progress"])
+        # Several processes (jax.distributed): all compute and checkpoint, process 0 alone writes files.
+        self.main_process = jax.process_index() == 0
+        self.progress = Progress(self.train_cfg["steps"], self.train_cfg["progress"] if self.main_process else "none")
         self.extra_sinks = list(sinks or [])
         self.evaluator = Evaluator(self.c.pde, self.train_cfg["eval_batch_size"], self.options.reference)
         self.term_names = self.c.pde.term_names
@@ -345,10 +347,11 @@ class Trainer:
         metrics_path = self.run_dir / "metrics.jsonl"
         if self.options.resume and self.checkpointer.latest_step() is not None:
             state, resumed_phase, step = self.restore_checkpoint(state)
-            truncate_metrics(metrics_path, step + self.options.step_offset)
+            if self.main_process:
+                truncate_metrics(metrics_path, step + self.options.step_offset)
             self.progress.message(f"resuming from the checkpoint at step {step}")
         self.start_step = step
-        self.jsonl = JsonlSink(metrics_path)
+        self.jsonl = JsonlSink(metrics_path if self.main_process else None)
         self.sinks = [self.jsonl, *self.extra_sinks]
 
         record: dict[str, Any] = {}
@@ -415,7 +418,7 @@ class Trainer:
             "arch": self.cfg["arch"]["name"],
             "rollbacks": self.rollbacks,
         }
-        if self.options.final_outputs:
+        if self.options.final_outputs and self.main_process:
             self.write_outputs(state, evaluation, summary)
         if self.options.close_sinks:
             for sink in self.sinks:

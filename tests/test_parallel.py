@@ -69,3 +69,49 @@ def test_more_devices_than_available_is_a_config_error(cli):
     result = cli(["train.devices=4", "train.steps=5"])
     assert result.returncode == 2
     assert "train.devices: 4 requested but only 1 available" in result.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
+    from conftest import pinnrun_command
+
+    single = tmp_path / "single"
+    result = run_cli(["train.devices=1", *SMALL, f"hydra.run.dir={single}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    shared = tmp_path / "two_processes"
+    port = free_port()
+    procs = []
+    for rank in range(2):
+        env = {
+            **os.environ,
+            "PINNRUN_COMPILE_CACHE": str(COMPILE_CACHE),
+            "WANDB_MODE": "disabled",
+            "PINNRUN_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "PINNRUN_NUM_PROCESSES": "2",
+            "PINNRUN_PROCESS_ID": str(rank),
+        }
+        args = pinnrun_command() + ["train.devices=auto", *SMALL, "checkpoint.every=25", f"hydra.run.dir={shared}"]
+        procs.append(subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    # process 0 alone wrote the metrics; both wrote their part of the checkpoints
+    records = read_jsonl(shared / "metrics.jsonl")
+    expected = read_jsonl(single / "metrics.jsonl")
+    assert [r["step"] for r in records] == [r["step"] for r in expected]
+    for got, want in zip(records, expected):
+        assert abs(got["loss"] - want["loss"]) <= 1e-5 * abs(want["loss"])
+    assert "compiling" in outputs[0][0] and "compiling" not in outputs[1][0]
+    assert sorted(p.name for p in (shared / "checkpoints").iterdir() if p.name.isdigit()) == ["25", "50"]

@@ -31,7 +31,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-_HIGHEST = jax.lax.Precision.HIGHEST
+from pinnrun.optim.kronecker import (
+    HIGHEST,
+    contract_axis,
+    factored_dims,
+    gram,
+    init_factors,
+    zeros_like_wide,
+)
 GRAFTING_CHOICES = ("adam", "none")
 
 
@@ -55,23 +62,6 @@ class ScaleByShampooState(NamedTuple):
     inv_roots: tuple
 
 
-def _compute_dtype(dtype) -> jnp.dtype:
-    """The wider of float32 and the parameter dtype."""
-    return jnp.promote_types(jnp.float32, dtype)
-
-
-def _contract_axis(x: jax.Array, mat: jax.Array, axis: int) -> jax.Array:
-    """Apply a symmetric ``mat`` along dimension ``axis`` of ``x``."""
-    y = jnp.tensordot(x, mat, axes=([axis], [0]), precision=_HIGHEST)
-    return jnp.moveaxis(y, -1, axis)
-
-
-def _gram(g: jax.Array, axis: int) -> jax.Array:
-    """``G_(axis) G_(axis)^T``: G contracted with itself over every dimension but ``axis``."""
-    others = [i for i in range(g.ndim) if i != axis]
-    return jnp.tensordot(g, g, axes=(others, others), precision=_HIGHEST)
-
-
 def _inverse_root(factor: jax.Array, exponent: float, eps: float, previous: jax.Array) -> jax.Array:
     """``factor^{-exponent}`` of a symmetric PSD matrix via eigh.
 
@@ -83,7 +73,7 @@ def _inverse_root(factor: jax.Array, exponent: float, eps: float, previous: jax.
     lam = lam + eps * jnp.max(lam)
     safe = jnp.where(lam > 0, lam, 1.0)
     root = jnp.where(lam > 0, safe ** (-exponent), 0.0)
-    out = jnp.matmul(vecs * root[None, :], vecs.T, precision=_HIGHEST)
+    out = jnp.matmul(vecs * root[None, :], vecs.T, precision=HIGHEST)
     return jnp.where(jnp.all(jnp.isfinite(out)), out, previous)
 
 
@@ -129,22 +119,11 @@ def scale_by_shampoo(
     start = max(int(start_preconditioning_step), 1)
 
     def has_factor(shape):
-        if len(shape) == 1 and not precondition_1d:
-            return (False,)
-        return tuple(d <= max_precond_dim for d in shape)
+        return factored_dims(shape, max_precond_dim, precondition_1d)
 
     def init_fn(params):
-        factors, roots = [], []
-        for p in jax.tree_util.tree_leaves(params):
-            dt = _compute_dtype(p.dtype)
-            has = has_factor(jnp.shape(p))
-            factors.append(
-                tuple(jnp.zeros((d, d), dt) if h else None for d, h in zip(jnp.shape(p), has))
-            )
-            roots.append(
-                tuple(jnp.eye(d, dtype=dt) if h else None for d, h in zip(jnp.shape(p), has))
-            )
-        zeros = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), _compute_dtype(p.dtype)), params)
+        factors, roots = init_factors(params, has_factor)
+        zeros = zeros_like_wide(params)
         return ScaleByShampooState(
             count=jnp.zeros([], jnp.int32),
             mu=zeros,
@@ -175,7 +154,7 @@ def scale_by_shampoo(
             adam = m_hat / (jnp.sqrt(v_hat) + graft_eps)
 
             fs = tuple(
-                None if f is None else shampoo_beta * f + (1.0 - shampoo_beta) * _gram(g, axis)
+                None if f is None else shampoo_beta * f + (1.0 - shampoo_beta) * gram(g, axis)
                 for axis, f in enumerate(fs)
             )
             if any(f is not None for f in fs):
@@ -193,7 +172,7 @@ def scale_by_shampoo(
             direction = m_hat
             for axis, r in enumerate(rs):
                 if r is not None:
-                    direction = _contract_axis(direction, r, axis)
+                    direction = contract_axis(direction, r, axis)
 
             if grafting == "adam":
                 s_norm = _norm(direction)

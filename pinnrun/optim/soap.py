@@ -35,10 +35,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
-_HIGHEST = jax.lax.Precision.HIGHEST
+from pinnrun.optim.kronecker import (
+    HIGHEST,
+    LeafMats,
+    compute_dtype,
+    contract_axis,
+    factored_dims,
+    gram,
+    init_factors,
+    zeros_like_wide,
+)
 
 # Per leaf, one entry per dimension: an array (the factor / basis) or None (no preconditioning).
-LeafMats = tuple  # tuple[Optional[jax.Array], ...]
 
 
 class ScaleBySoapState(NamedTuple):
@@ -72,34 +80,11 @@ class ScaleBySoapState(NamedTuple):
 # Small linear-algebra helpers (all contractions at highest precision).
 
 
-def _compute_dtype(dtype) -> jnp.dtype:
-    """The wider of float32 and the parameter dtype."""
-    return jnp.promote_types(jnp.float32, dtype)
-
-
-def _has_factor(shape, max_precond_dim: int, precondition_1d: bool) -> tuple:
-    """Which dimensions of a leaf of this shape get a Kronecker factor."""
-    if len(shape) == 1 and not precondition_1d:
-        return (False,)
-    return tuple(d <= max_precond_dim for d in shape)
-
-
-def _contract_axis(x: jax.Array, mat: jax.Array, axis: int, transpose: bool) -> jax.Array:
-    """Contract dimension ``axis`` of ``x`` with ``mat``.
-
-    ``transpose=False``: y[.., a, ..] = sum_b x[.., b, ..] mat[b, a]  (applies mat^T along axis)
-    ``transpose=True``:  y[.., b, ..] = sum_a x[.., a, ..] mat[b, a]  (applies mat along axis)
-    """
-    y = jnp.tensordot(x, mat, axes=([axis], [1 if transpose else 0]), precision=_HIGHEST)
-    # tensordot puts the new axis last; move it back into place.
-    return jnp.moveaxis(y, -1, axis)
-
-
 def _rotate(x: jax.Array, bases: LeafMats) -> jax.Array:
     """Into the eigenbasis: 2-D ``Q_L^T X Q_R``; dimensions without a basis pass through."""
     for axis, q in enumerate(bases):
         if q is not None:
-            x = _contract_axis(x, q, axis, transpose=False)
+            x = contract_axis(x, q, axis, transpose=False)
     return x
 
 
@@ -107,14 +92,8 @@ def _rotate_back(x: jax.Array, bases: LeafMats) -> jax.Array:
     """Back to the original basis: 2-D ``Q_L X Q_R^T``."""
     for axis, q in enumerate(bases):
         if q is not None:
-            x = _contract_axis(x, q, axis, transpose=True)
+            x = contract_axis(x, q, axis, transpose=True)
     return x
-
-
-def _gram(g: jax.Array, axis: int) -> jax.Array:
-    """``G_(axis) G_(axis)^T``: G contracted with itself over every dimension but ``axis``."""
-    others = [i for i in range(g.ndim) if i != axis]
-    return jnp.tensordot(g, g, axes=(others, others), precision=_HIGHEST)
 
 
 def _all_finite(x: jax.Array) -> jax.Array:
@@ -135,10 +114,10 @@ def _refresh_basis(factor: jax.Array, q: jax.Array, nu: jax.Array, axis: int):
     (and ``v`` along ``axis``) are sorted by them in descending order, then
     ``Q <- qr(F Q_sorted).Q``. If the QR result is not finite, Q and ``v`` are left unchanged.
     """
-    est = jnp.einsum("ij,ik,kj->j", q, factor, q, precision=_HIGHEST)  # diag(Q^T F Q)
+    est = jnp.einsum("ij,ik,kj->j", q, factor, q, precision=HIGHEST)  # diag(Q^T F Q)
     order = jnp.argsort(-est)
     q_sorted = q[:, order]
-    q_new, _ = jnp.linalg.qr(jnp.matmul(factor, q_sorted, precision=_HIGHEST))
+    q_new, _ = jnp.linalg.qr(jnp.matmul(factor, q_sorted, precision=HIGHEST))
     ok = _all_finite(q_new)
     q_out = jnp.where(ok, q_new, q)
     nu_out = jnp.where(ok, jnp.take(nu, order, axis=axis), nu)
@@ -180,22 +159,12 @@ def scale_by_soap(
         raise ValueError(f"precondition_frequency must be >= 1, got {precondition_frequency}")
 
     def leaf_layout(p):
-        return _has_factor(jnp.shape(p), max_precond_dim, precondition_1d)
+        return factored_dims(jnp.shape(p), max_precond_dim, precondition_1d)
 
     def init_fn(params):
-        leaves = jax.tree_util.tree_leaves(params)
-        factors, bases = [], []
-        for p in leaves:
-            dt = _compute_dtype(p.dtype)
-            has = leaf_layout(p)
-            factors.append(
-                tuple(jnp.zeros((d, d), dt) if h else None for d, h in zip(jnp.shape(p), has))
-            )
-            # Identity bases: the fallback if the very first eigh is not finite.
-            bases.append(
-                tuple(jnp.eye(d, dtype=dt) if h else None for d, h in zip(jnp.shape(p), has))
-            )
-        zeros = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), _compute_dtype(p.dtype)), params)
+        # Identity bases: the fallback if the very first eigh is not finite.
+        factors, bases = init_factors(params, lambda shape: factored_dims(shape, max_precond_dim, precondition_1d))
+        zeros = zeros_like_wide(params)
         return ScaleBySoapState(
             count=jnp.zeros([], jnp.int32),
             initialised=jnp.zeros([], bool),
@@ -212,14 +181,14 @@ def scale_by_soap(
         g_leaves = jax.tree_util.tree_leaves(grads)
         factors, bases = [], []
         for g, fs, qs in zip(g_leaves, state.factors, state.bases):
-            g = g.astype(_compute_dtype(g.dtype))
+            g = g.astype(compute_dtype(g.dtype))
             new_f, new_q = [], []
             for axis, (f, q) in enumerate(zip(fs, qs)):
                 if f is None:
                     new_f.append(None)
                     new_q.append(None)
                     continue
-                f = bs * f + (1.0 - bs) * _gram(g, axis).astype(f.dtype)
+                f = bs * f + (1.0 - bs) * gram(g, axis).astype(f.dtype)
                 new_f.append(f)
                 new_q.append(_initial_basis(f, q))
             factors.append(tuple(new_f))
@@ -252,7 +221,7 @@ def scale_by_soap(
 
             # Factors with the raw gradient.
             fs = tuple(
-                None if f is None else bs * f + (1.0 - bs) * _gram(g, axis).astype(f.dtype)
+                None if f is None else bs * f + (1.0 - bs) * gram(g, axis).astype(f.dtype)
                 for axis, f in enumerate(fs)
             )
 

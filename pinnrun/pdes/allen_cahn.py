@@ -11,29 +11,18 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import Evolution1D, PointSet, Reference
+from pinnrun.pdes.base import Evolution1D, check_positive
 
 
 class AllenCahn(Evolution1D):
     name = "allen_cahn"
+    periodic_x = True
 
-    def __init__(
-        self, eps: float = 1e-4, gamma: float = 5.0, t_max: float = 1.0, eval_resolution=(201, 512), weights=None
-    ):
-        for key, value in (("eps", eps), ("gamma", gamma), ("t_max", t_max)):
-            if not value > 0:
-                raise ValueError(f"pde.{key} must be positive; got {value}")
-        if len(eval_resolution) != 2 or min(eval_resolution) < 2:
-            raise ValueError(f"pde.eval_resolution must be [nt, nx], each >= 2; got {list(eval_resolution)}")
-        super().__init__({"t": (0.0, t_max), "x": (-1.0, 1.0)}, weights)
+    def __init__(self, eps: float = 1e-4, gamma: float = 5.0, t_max: float = 1.0, eval_resolution=(201, 512), weights=None):
+        check_positive(eps=eps, gamma=gamma)
+        super().__init__((-1.0, 1.0), t_max, eval_resolution, weights)
         self.eps = float(eps)
         self.gamma = float(gamma)
-        self.eval_resolution = tuple(int(n) for n in eval_resolution)
-
-    @property
-    def periodic_axes(self):
-        lo, hi = self.bounds["x"]
-        return {1: hi - lo}
 
     def u0(self, x, xp=jnp):
         return x**2 * xp.cos(xp.pi * x)
@@ -43,18 +32,5 @@ class AllenCahn(Evolution1D):
         u, _, u_xx = derivatives(f, z, axis=1, order=2)
         return u_t - self.eps * u_xx + self.gamma * (u**3 - u)
 
-    def point_sets(self):
-        def interior(f, z):
-            return {"res": self.residual(f, z)}
-
-        return (
-            self.initial_point_set(),
-            PointSet("interior", ("res",), self.sample_interior, interior),
-        )
-
-    def reference(self):
-        from pinnrun import reference
-
-        nt, nx = self.eval_resolution
-        data = reference.load(self.name, eps=self.eps, gamma=self.gamma, T=self.bounds["t"][1], nt=nt, nx=nx)
-        return Reference(axes={"t": data["t"], "x": data["x"]}, fields={"u": data["u"]})
+    def reference_parameters(self):
+        return {"eps": self.eps, "gamma": self.gamma}

@@ -150,20 +150,75 @@ class PDE:
         return jnp.concatenate(points, axis=0)[:n]
 
 
+def check_positive(**values: float) -> None:
+    """ValueError naming the first ``pde.<key>`` that is not a positive number."""
+    for key, value in values.items():
+        if not value > 0:
+            raise ValueError(f"pde.{key} must be positive; got {value}")
+
+
 class Evolution1D(PDE):
     """A time-dependent problem on (t, x) whose initial condition lives on the evaluation x-grid.
 
-    Subclasses give ``u0(x, xp)`` and ``eval_resolution = (nt, nx)``. The initial-condition target is
-    ``initial_target(z)``, the solution at the window's start time: ``u0`` for the first time window,
-    the previous window's network for later ones (see ``window``).
+    Subclasses give ``u0(x, xp)``, the pointwise ``residual(f, z)`` of the equation (the "res" term)
+    and ``reference_parameters()`` (the equation's parameters, as ``pinnrun.reference`` names them);
+    ``periodic_x`` declares the x axis periodic. The initial-condition target is ``initial_target(z)``,
+    the solution at the window's start time: ``u0`` for the first time window, the previous window's
+    network for later ones (see ``window``).
     """
 
     input_names = ("t", "x")
     field_names = ("u",)
-    eval_resolution: tuple[int, int] = (201, 512)
+    periodic_x: bool = False
+
+    def __init__(self, x_bounds: tuple[float, float], t_max: float, eval_resolution, weights=None):
+        check_positive(t_max=t_max)
+        if len(eval_resolution) != 2 or min(eval_resolution) < 2:
+            raise ValueError(f"pde.eval_resolution must be [nt, nx], each >= 2; got {list(eval_resolution)}")
+        super().__init__({"t": (0.0, t_max), "x": x_bounds}, weights)
+        self.t_max = float(t_max)
+        self.eval_resolution = tuple(int(n) for n in eval_resolution)
 
     def u0(self, x, xp=jnp):
         raise NotImplementedError
+
+    def residual(self, f: Field, z: Array) -> Array:
+        raise NotImplementedError
+
+    def reference_parameters(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    @property
+    def periodic_axes(self) -> dict[int, float]:
+        lo, hi = self.bounds["x"]
+        return {1: hi - lo} if self.periodic_x else {}
+
+    def extra_point_sets(self) -> tuple[PointSet, ...]:
+        """Point sets besides the initial condition and the residual (boundary terms)."""
+        return ()
+
+    def zero_boundary_point_set(self) -> PointSet:
+        """u = 0 at both ends of x (term "bc"), on a quarter of the batch."""
+
+        def boundary(f, z):
+            return {"bc": f(z)}
+
+        return PointSet("boundary", ("bc",), lambda key, n: self.sample_boundary(key, max(n // 4, 1), axes=(1,)), boundary, "boundary")
+
+    def point_sets(self) -> tuple[PointSet, ...]:
+        def interior(f, z):
+            return {"res": self.residual(f, z)}
+
+        interior_set = PointSet("interior", ("res",), self.sample_interior, interior)
+        return (self.initial_point_set(), *self.extra_point_sets(), interior_set)
+
+    def reference(self) -> Reference:
+        """The whole horizon's reference from pinnrun's spectral solvers (cached on disk)."""
+        from pinnrun import reference
+
+        nt, nx = self.eval_resolution
+        data = reference.load(self.name, **self.reference_parameters(), T=self.t_max, nt=nt, nx=nx)
+        return Reference(axes={"t": data["t"], "x": data["x"]}, fields={"u": data["u"]})
 
     def initial_target(self, z: Array) -> Array:
         return jnp.atleast_1d(self.u0(z[1]))

@@ -13,21 +13,16 @@ import math
 import jax.numpy as jnp
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import Evolution1D, PointSet, Reference
+from pinnrun.pdes.base import Evolution1D, check_positive
 
 
 class Burgers(Evolution1D):
     name = "burgers"
 
     def __init__(self, nu: float = 0.01 / math.pi, t_max: float = 1.0, eval_resolution=(201, 512), weights=None):
-        for key, value in (("nu", nu), ("t_max", t_max)):
-            if not value > 0:
-                raise ValueError(f"pde.{key} must be positive; got {value}")
-        if len(eval_resolution) != 2 or min(eval_resolution) < 2:
-            raise ValueError(f"pde.eval_resolution must be [nt, nx], each >= 2; got {list(eval_resolution)}")
-        super().__init__({"t": (0.0, t_max), "x": (-1.0, 1.0)}, weights)
+        check_positive(nu=nu)
+        super().__init__((-1.0, 1.0), t_max, eval_resolution, weights)
         self.nu = float(nu)
-        self.eval_resolution = tuple(int(n) for n in eval_resolution)
 
     def u0(self, x, xp=jnp):
         return -xp.sin(xp.pi * x)
@@ -37,22 +32,8 @@ class Burgers(Evolution1D):
         u, u_x, u_xx = derivatives(f, z, axis=1, order=2)
         return u_t + u * u_x - self.nu * u_xx
 
-    def point_sets(self):
-        def boundary(f, z):
-            return {"bc": f(z)}
+    def extra_point_sets(self):
+        return (self.zero_boundary_point_set(),)
 
-        def interior(f, z):
-            return {"res": self.residual(f, z)}
-
-        return (
-            self.initial_point_set(),
-            PointSet("boundary", ("bc",), lambda key, n: self.sample_boundary(key, n // 4, axes=(1,)), boundary, "boundary"),
-            PointSet("interior", ("res",), self.sample_interior, interior),
-        )
-
-    def reference(self):
-        from pinnrun import reference
-
-        nt, nx = self.eval_resolution
-        data = reference.load(self.name, nu=self.nu, T=self.bounds["t"][1], nt=nt, nx=nx)
-        return Reference(axes={"t": data["t"], "x": data["x"]}, fields={"u": data["u"]})
+    def reference_parameters(self):
+        return {"nu": self.nu}

@@ -13,11 +13,12 @@ import math
 import jax.numpy as jnp
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import Evolution1D, PointSet, Reference
+from pinnrun.pdes.base import Evolution1D, check_positive
 
 
 class KuramotoSivashinsky(Evolution1D):
     name = "ks"
+    periodic_x = True
 
     def __init__(
         self,
@@ -29,23 +30,13 @@ class KuramotoSivashinsky(Evolution1D):
         weights=None,
     ):
         # gamma > 0 keeps the problem well posed; beta > 0 (anti-diffusion) drives the chaos.
-        for key, value in (("alpha", alpha), ("gamma", gamma), ("t_max", t_max)):
-            if not value > 0:
-                raise ValueError(f"pde.{key} must be positive; got {value}")
+        check_positive(alpha=alpha, gamma=gamma)
         if not math.isfinite(beta):
             raise ValueError(f"pde.beta must be a finite number; got {beta}")
-        if len(eval_resolution) != 2 or min(eval_resolution) < 2:
-            raise ValueError(f"pde.eval_resolution must be [nt, nx], each >= 2; got {list(eval_resolution)}")
-        super().__init__({"t": (0.0, t_max), "x": (0.0, 2 * math.pi)}, weights)
+        super().__init__((0.0, 2 * math.pi), t_max, eval_resolution, weights)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.gamma = float(gamma)
-        self.eval_resolution = tuple(int(n) for n in eval_resolution)
-
-    @property
-    def periodic_axes(self):
-        lo, hi = self.bounds["x"]
-        return {1: hi - lo}
 
     def u0(self, x, xp=jnp):
         return xp.cos(x) * (1 + xp.sin(x))
@@ -55,20 +46,5 @@ class KuramotoSivashinsky(Evolution1D):
         u, u_x, u_xx, _, u_xxxx = derivatives(f, z, axis=1, order=4)
         return u_t + self.alpha * u * u_x + self.beta * u_xx + self.gamma * u_xxxx
 
-    def point_sets(self):
-        def interior(f, z):
-            return {"res": self.residual(f, z)}
-
-        return (
-            self.initial_point_set(),
-            PointSet("interior", ("res",), self.sample_interior, interior),
-        )
-
-    def reference(self):
-        from pinnrun import reference
-
-        nt, nx = self.eval_resolution
-        data = reference.load(
-            self.name, alpha=self.alpha, beta=self.beta, gamma=self.gamma, T=self.bounds["t"][1], nt=nt, nx=nx
-        )
-        return Reference(axes={"t": data["t"], "x": data["x"]}, fields={"u": data["u"]})
+    def reference_parameters(self):
+        return {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma}

@@ -11,18 +11,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import Evolution1D, PointSet, Reference
+from pinnrun.pdes.base import Evolution1D, Reference, check_positive
 
 
 class Wave(Evolution1D):
     name = "wave"
 
     def __init__(self, c: float = 2.0, t_max: float = 1.0, eval_resolution=(201, 256), weights=None):
-        super().__init__({"t": (0.0, t_max), "x": (0.0, 1.0)}, weights)
-        if c <= 0:
-            raise ValueError(f"pde.c must be positive; got {c}")
+        check_positive(c=c)
+        super().__init__((0.0, 1.0), t_max, eval_resolution, weights)
         self.c = float(c)
-        self.eval_resolution = tuple(int(n) for n in eval_resolution)
 
     def exact(self, t, x, xp=jnp):
         # Each mode sin(k pi x) oscillates in time with angular frequency c k pi.
@@ -38,24 +36,16 @@ class Wave(Evolution1D):
         target, target_t = derivatives(self.initial_target, z, axis=0, order=1)
         return {"ic": u - target, "ic_t": u_t - target_t}
 
-    def point_sets(self):
+    def residual(self, f, z):
+        _, _, u_tt = derivatives(f, z, axis=0, order=2)
+        _, _, u_xx = derivatives(f, z, axis=1, order=2)
+        return u_tt - self.c**2 * u_xx
 
-        def boundary(f, z):
-            return {"bc": f(z)}
-
-        def interior(f, z):
-            _, _, u_tt = derivatives(f, z, axis=0, order=2)
-            _, _, u_xx = derivatives(f, z, axis=1, order=2)
-            return {"res": u_tt - self.c**2 * u_xx}
-
-        return (
-            self.initial_point_set(),
-            PointSet("boundary", ("bc",), lambda key, n: self.sample_boundary(key, n // 4, axes=(1,)), boundary, "boundary"),
-            PointSet("interior", ("res",), self.sample_interior, interior),
-        )
+    def extra_point_sets(self):
+        return (self.zero_boundary_point_set(),)
 
     def reference(self):
-        t = np.linspace(*self.bounds["t"], self.eval_resolution[0])
+        t = np.linspace(0.0, self.t_max, self.eval_resolution[0])
         x = self.x_grid()
         tt, xx = np.meshgrid(t, x, indexing="ij")
         return Reference(axes={"t": t, "x": x}, fields={"u": self.exact(tt, xx, xp=np)})

@@ -1,0 +1,32 @@
+"""Accuracy at budget: the paper's claims on Kovasznay. Slow (minutes each): `make test-slow`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def final_u(tmp_path, name: str, args: list[str]) -> float:
+    run_dir = tmp_path / name
+    result = run_cli([*args, "train.figures=false", f"hydra.run.dir={run_dir}"], tmp_path, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((run_dir / "summary.json").read_text())["final_rel_l2"]["u"]
+
+
+def test_soap_beats_adam_tenfold_on_kovasznay(tmp_path):
+    adam = final_u(tmp_path, "adam", ["pde=kovasznay", "optim=adam", "train.steps=3000"])
+    soap = final_u(tmp_path, "soap", ["pde=kovasznay", "optim=soap", "train.steps=3000"])
+    assert adam < 5e-2, adam
+    assert soap < 3e-3, soap
+    assert soap * 10 <= adam, (soap, adam)
+
+
+def test_lbfgs_polish_beats_more_adam_threefold_on_kovasznay(tmp_path):
+    adam = final_u(tmp_path, "adam", ["pde=kovasznay", "optim=adam", "train.steps=2500"])
+    polished = final_u(tmp_path, "adam_lbfgs", ["pde=kovasznay", "optim=adam_lbfgs", "train.steps=2500"])
+    assert polished * 3 <= adam, (polished, adam)
