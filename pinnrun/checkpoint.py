@@ -123,6 +123,12 @@ class Checkpointer:
 
         logging.getLogger("absl").addFilter(_FILTER)
         self.directory = Path(directory).expanduser().absolute()
+        if any(c in str(self.directory) for c in "[]"):
+            # TensorStore (under Orbax) saves into such a folder but cannot read it back.
+            raise CheckpointError(
+                f"checkpoint folder {self.directory} contains '[' or ']', from which Orbax cannot restore; "
+                "choose a run directory without them"
+            )
         self.keep, self.keep_best, self.best_mode = keep, keep_best, best_mode
 
         def metric_of(metrics) -> float:

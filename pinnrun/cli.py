@@ -202,10 +202,14 @@ def run_job(cfg: DictConfig) -> float:
         }
         options = RunOptions(resume=resume, init_params=init_params, metadata=metadata)
         runner = TimeMarcher if int(config["train"]["time_windows"]) > 1 else Trainer
+        from pinnrun.checkpoint import CheckpointError
+
         try:
             summary = runner(config, components, run_dir, sinks=[sink] if sink else [], options=options).train()
         except FloatingPointError as error:
             fail(str(error), status=EXIT_NON_FINITE)
+        except CheckpointError as error:
+            fail(str(error))
     errors = list(summary["final_rel_l2"].values())
     print(f"run directory: {run_dir}")
     print("final relative L2: " + ", ".join(f"{k} {v:.3e}" for k, v in summary["final_rel_l2"].items()))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
+import subprocess
 import time
 
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import QUICK
+from conftest import COMPILE_CACHE, QUICK, pinnrun_command, read_jsonl
 from pinnrun import launch
 
 TINY = [*QUICK, "pde.eval_resolution=[11,11]"]
@@ -158,3 +160,53 @@ def test_loky_workers_get_distinct_gpus(fake_gpus, tmp_path):
     assert len({r[4] for r in results}) == 2, "expected two worker processes"
     assert sorted(r[0] for r in results) == ["0", "1"]
     assert all(r[0] == r[1] == r[2] and r[3] == "false" for r in results)
+
+
+def _submitit_task_pids() -> list[int]:
+    """PIDs of submitit's job processes (python -m submitit.core._submit ...)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"submitit.core._submit" in cmdline:
+                pids.append(int(entry))
+    return pids
+
+
+def test_submitit_local_job_requeued_on_sigusr2_resumes_from_its_checkpoint(tmp_path):
+    """SIGUSR2 (what SLURM sends before a time limit): pinnrun checkpoints, submitit requeues the job,
+    and the requeued job resumes from the checkpoint in the same run directory."""
+    needs("hydra_submitit_launcher", "slurm")
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}",
+        "train.seed=0,1", "train.steps=400", "train.batch_size=256", "arch.width=32", "arch.depth=3",
+        "train.log_every=10", "train.eval_every=100", "train.chunk_steps=10", "checkpoint.every=20",
+        "train.alignment_every=0", "pde.eval_resolution=[11,11]", "train.figures=false",
+    ]
+    env = {**os.environ, "PINNRUN_COMPILE_CACHE": str(COMPILE_CACHE), "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen(pinnrun_command() + args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while not (sweep / "0" / "checkpoints" / "20").is_dir():
+            assert time.time() < deadline and proc.poll() is None, "no checkpoint before the deadline"
+            time.sleep(0.05)
+        pids = _submitit_task_pids()
+        assert pids
+        for pid in pids:
+            os.kill(pid, signal.SIGUSR2)
+        _, stderr = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.out"))
+    assert "resuming from the checkpoint at step" in logs
+    for seed in (0, 1):
+        run = sweep / str(seed)
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["steps"] == 400 and summary["seed"] == seed
+        steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl")]
+        assert steps == list(range(10, 401, 10))  # no gap, no duplicate across the requeue

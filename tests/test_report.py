@@ -204,7 +204,7 @@ def test_real_sweep_joblib(cli):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="needs hydra-joblib-launcher (pinnrun[sweep])")
     result = cli(
         ["-m", "hydra/launcher=pinnrun_joblib", "hydra.sweep.dir=sweep", "optim=adam,soap", "train.seed=0,1",
-         *QUICK, "pde.eval_resolution=[11,11]"]
+         *QUICK, "train.alignment_every=10", "pde.eval_resolution=[11,11]"]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = cli.cwd / "sweep"
