@@ -281,8 +281,15 @@ def main() -> None:
     error = check_group_choices(argv)
     if error:
         fail(error)
-    sys.argv = [sys.argv[0], *segment_dir_override(argv)]
+    sys.argv = [sys.argv[0], *show_config_of_sweep(segment_dir_override(argv))]
     _hydra_main()
+
+
+def show_config_of_sweep(argv: list[str]) -> list[str]:
+    """``pinnrun -m ... --cfg hydra`` shows the (launcher's) config: Hydra allows only one of the two."""
+    if any(a in ("--cfg", "-c", "--info", "-i") for a in argv):
+        return [a for a in argv if a not in ("-m", "--multirun")]
+    return argv
 
 
 if __name__ == "__main__":

@@ -125,6 +125,15 @@ def versions() -> dict[str, str]:
     return out
 
 
+def peak_memory_bytes() -> int | None:
+    """Peak accelerator memory in use so far (None where the backend does not report it, e.g. CPU)."""
+    try:
+        stats = jax.local_devices()[0].memory_stats()
+    except Exception:  # noqa: BLE001 - backends without memory statistics
+        return None
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
 def device_description() -> str:
     device = jax.devices()[0]
     return f"{device.platform}:{device.device_kind} x{jax.device_count()}"
@@ -412,6 +421,7 @@ class Trainer:
             "final_loss": record.get("loss"),
             "seed": int(self.train_cfg["seed"]),
             "device": device_description(),
+            "peak_memory_bytes": peak_memory_bytes(),
             "versions": versions(),
             "pde": self.c.pde.name,
             "optimizer": "+".join(p.name for p in self.phases),

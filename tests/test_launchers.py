@@ -210,3 +210,10 @@ def test_submitit_local_job_requeued_on_sigusr2_resumes_from_its_checkpoint(tmp_
         assert summary["steps"] == 400 and summary["seed"] == seed
         steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl")]
         assert steps == list(range(10, 401, 10))  # no gap, no duplicate across the requeue
+
+
+def test_cfg_hydra_with_multirun_shows_the_launcher(cli):
+    needs("hydra_submitit_launcher", "slurm")
+    result = cli(["-m", "hydra/launcher=pinnrun_slurm", "--cfg", "hydra"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "SlurmLauncher" in result.stdout and "signal_delay_s: 120" in result.stdout and "gpus_per_node: 1" in result.stdout
