@@ -26,13 +26,13 @@ def small_wave_loss(batch=32):
 
 def test_grad_norm_targets_follow_the_formula():
     loss, params, points = small_wave_loss()
-    per_term = jax.jacrev(loss.loss_vector)(params, points)
+    per_term = jax.jit(jax.jacrev(loss.loss_vector))(params, points)
     norms = np.array([
         np.sqrt(sum(float(jnp.sum(leaf[k] ** 2)) for leaf in jax.tree.leaves(per_term)))
         for k in range(len(loss.term_names))
     ])
     expected = norms.mean() / (norms + 1e-5 * norms.mean())
-    np.testing.assert_allclose(grad_norm_targets(loss, params, points), expected, rtol=1e-4)
+    np.testing.assert_allclose(jax.jit(grad_norm_targets, static_argnums=0)(loss, params, points), expected, rtol=1e-4)
 
 
 def test_ntk_targets_match_brute_force_jacobians():
@@ -41,7 +41,7 @@ def test_ntk_targets_match_brute_force_jacobians():
     for ps in loss.point_sets:
         residuals = lambda p, ps=ps: jax.vmap(lambda z: ps.residuals(lambda zz: loss.apply(p, zz), z))(points[ps.name])  # noqa: E731
         for term in ps.terms:
-            jac = jax.jacrev(lambda p, term=term, residuals=residuals: residuals(p)[term].reshape(-1))(params)
+            jac = jax.jit(jax.jacrev(lambda p, term=term, residuals=residuals: residuals(p)[term].reshape(-1)))(params)
             rows = sum(jnp.sum(leaf.reshape(leaf.shape[0], -1) ** 2, axis=1) for leaf in jax.tree.leaves(jac))
             traces.append(float(jnp.mean(rows)))
     expected = weighting.ntk_weights(jnp.array(traces))
