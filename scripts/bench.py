@@ -10,8 +10,8 @@ the medians and their ratio. Sections:
              PirateNet-sized MLP (width 256, 4 layers, batch 4096). Target: SOAP at
              precondition_frequency 2 costs at most 1.3x Adam per step on the width-256 network.
   alignment  a chunk of 100 steps with and without the alignment diagnostics that
-             train.alignment_every=100 adds (per-term gradients by one jacrev, preconditioned
-             scores). Target: at most 10% slower.
+             train.alignment_every=100 adds (per-term gradients, preconditioned scores).
+             Target: at most 10% slower.
   checkpoint a chunk of 100 steps with and without an asynchronous Orbax checkpoint after it
              (checkpoint.every=100). Target: at most 10% slower.
 
@@ -206,7 +206,7 @@ def section_alignment(args) -> None:
         @jax.jit
         def diagnostics(state):
             points = loss.sample(jax.random.fold_in(state.key, 1), fixed)
-            per_term = jax.jacrev(loss.loss_vector)(state.params, points)
+            per_term = loss.per_term_gradients(state.params, points)
             preconditioned = alignment.precondition(state.opt_state, per_term, batched=True)
             return alignment.alignment_metrics(term_names, per_term, preconditioned)
 

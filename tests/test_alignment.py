@@ -267,3 +267,21 @@ def test_precondition_prefers_soap_and_vmaps(monkeypatch):
     np.testing.assert_allclose(np.asarray(single["w"]), np.asarray(Q @ g[0]))
     # no SOAP state -> falls back to Adam, then None
     assert precondition(optax.sgd(0.1).init({"w": g[0]}), {"w": g}) is None
+
+
+def test_per_term_gradients_equal_jacrev_of_the_loss_vector():
+    import jax
+
+    from pinnrun.archs import build_model
+    from pinnrun.losses import PINNLoss
+    from pinnrun.pdes.kovasznay import Kovasznay
+
+    pde = Kovasznay(eval_resolution=(5, 5))
+    model = build_model({"name": "mlp", "width": 8, "depth": 2, "activation": "tanh"}, input_dim=2, output_dim=3)
+    params = model.init(jax.random.PRNGKey(0))
+    loss = PINNLoss(pde, model.apply, 32)
+    points = loss.sample(jax.random.PRNGKey(1), {})
+    fast = jax.jit(loss.per_term_gradients)(params, points)
+    reference = jax.jit(jax.jacrev(loss.loss_vector))(params, points)
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(reference)):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-7)
