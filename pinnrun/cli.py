@@ -239,26 +239,16 @@ def _init_params(config: dict, components):
     """Parameters of another run (init_from=<run_dir>): its latest checkpoint, else its params.npz."""
     import jax
 
-    from pinnrun.trainer import load_params
+    from pinnrun.evaluate import run_params
 
     source = Path(str(config["init_from"])).expanduser().absolute()
     like = components.model.init(jax.random.PRNGKey(0))
     try:
-        if (source / "checkpoints").is_dir():
-            from pinnrun.checkpoint import Checkpointer
-
-            checkpointer = Checkpointer(source / "checkpoints")
-            try:
-                if checkpointer.latest_step() is not None:
-                    params = checkpointer.restore_params()
-                    return jax.tree.unflatten(jax.tree.structure(like), jax.tree.leaves(params))
-            finally:
-                checkpointer.close()
-        if (source / "params.npz").is_file():
-            return load_params(source / "params.npz", like)
+        return run_params(source, like, prefer="latest", key="init_from")[0]
+    except ConfigError:
+        raise
     except (KeyError, ValueError) as error:
         raise ConfigError(f"init_from: the parameters of {source} do not fit this architecture ({error})") from None
-    raise ConfigError(f"init_from: {source} has neither a checkpoint nor params.npz")
 
 
 def run_eval(cfg: DictConfig) -> float:

@@ -18,8 +18,9 @@ from omegaconf import OmegaConf
 from pinnrun.config import ConfigError, validate
 
 
-def run_params(run_dir: Path, like, prefer: str = "best"):
-    """(params, where they came from) for a run directory."""
+def run_params(run_dir: Path, like, prefer: str = "best", key: str = "run_dir"):
+    """(params, where they came from) for a run directory: its best (prefer="best") or latest
+    checkpoint, else its params.npz; ``key`` names the config key in errors."""
     from pinnrun.trainer import load_params
 
     ckpt_dir = run_dir / "checkpoints"
@@ -36,7 +37,7 @@ def run_params(run_dir: Path, like, prefer: str = "best"):
             checkpointer.close()
     if (run_dir / "params.npz").is_file():
         return load_params(run_dir / "params.npz", like), "params.npz"
-    raise ConfigError(f"run_dir: {run_dir} has neither checkpoints nor params.npz")
+    raise ConfigError(f"{key}: {run_dir} has neither checkpoints nor params.npz")
 
 
 def evaluate_run(run_dir: Path, output_dir: Path | None = None) -> float:

@@ -198,6 +198,7 @@ class Trainer:
         self.lr_scale = 1.0  # halved by each rollback after a non-finite loss
         self.rollbacks = 0
         self.best: dict[str, float] = {}
+        self.latest_evaluation: tuple[int, Evaluation] | None = None  # (step, evaluation)
         ckpt = cfg["checkpoint"]
         self.checkpoint_every = int(ckpt["every"])
         self.checkpointer = None
@@ -402,7 +403,9 @@ class Trainer:
                         self.stop_for_signal(guard, phase, state, step)
                 phase_index += 1
 
-        evaluation = self.evaluate(self.phases[-1], state.params)
+        evaluated_at, evaluation = self.latest_evaluation or (None, None)
+        if evaluated_at != total:  # the last chunk evaluates; only a run resumed at its end has not
+            evaluation = self.evaluate(self.phases[-1], state.params)
         self.best = {k: min(self.best.get(k, math.inf), v) for k, v in evaluation.rel_l2.items()}
         self.save_checkpoint(self.phases[-1], state, total, metric=_mean(evaluation.rel_l2), force=True)
         self.checkpointer_wait()
@@ -457,6 +460,7 @@ class Trainer:
         metric = None
         if step % eval_every == 0 or last:
             evaluation = self.evaluate(phase, state.params)
+            self.latest_evaluation = (step, evaluation)
             record.update(evaluation.metrics())
             metric = _mean(evaluation.rel_l2)
             for k, v in evaluation.rel_l2.items():
