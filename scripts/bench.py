@@ -6,9 +6,12 @@ the medians and their ratio. Sections:
   core       pinnrun's chunked training step vs. the same step written naively (input derivatives
              by nested reverse-mode jax.grad per point under vmap, one jitted step per Python
              iteration). Target: pinnrun >= 2x naive on a 2-core CPU.
-  optim      steps/s of Adam, SOAP and Shampoo on the default Kovasznay config and on a
-             PirateNet-sized MLP (width 256, 4 layers, batch 4096). Target: SOAP at
-             precondition_frequency 2 costs at most 1.3x Adam per step on the width-256 network.
+  optim      steps/s of Adam, SOAP and Shampoo on the default Kovasznay config, on a
+             PirateNet-sized MLP (width 256, 4 layers, batch 4096) and on KdV's quick budget.
+             Target: SOAP at precondition_frequency 2 costs at most 1.3x Adam per step on the
+             width-256 network. pinnrun runs OpenBLAS single-threaded (see pinnrun/__init__.py);
+             `OPENBLAS_NUM_THREADS=2 python scripts/bench.py --section optim` shows the cost of
+             threaded LAPACK calls inside SOAP's step on a 2-core CPU.
   alignment  a chunk of 100 steps with and without the alignment diagnostics that
              train.alignment_every=100 adds (per-term gradients, preconditioned scores).
              Target: at most 10% slower.
@@ -177,6 +180,7 @@ def section_optim(args) -> None:
     setups = [
         ("default Kovasznay (4x64 tanh, batch 1024)", [], args.steps),
         ("PirateNet-sized MLP (width 256, 4 layers, batch 4096)", ["arch.width=256", "train.batch_size=4096"], args.big_steps),
+        ("KdV quick (4x64 tanh, Fourier features, u_xxx, batch 1024)", ["pde=kdv", "train=cpu_quick"], args.steps),
     ]
     for title, overrides, steps in setups:
         rates, compiles = {}, {}

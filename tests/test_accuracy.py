@@ -1,4 +1,7 @@
-"""Accuracy at budget: the paper's claims on Kovasznay. Slow (minutes each): `make test-slow`."""
+"""Accuracy at budget: the paper's claims on Kovasznay and on the 1-D suite at the CPU-quick budget.
+
+Slow (minutes each): `make test-slow`.
+"""
 
 from __future__ import annotations
 
@@ -30,3 +33,17 @@ def test_lbfgs_polish_beats_more_adam_threefold_on_kovasznay(tmp_path):
     adam = final_u(tmp_path, "adam", ["pde=kovasznay", "optim=adam", "train.steps=2500"])
     polished = final_u(tmp_path, "adam_lbfgs", ["pde=kovasznay", "optim=adam_lbfgs", "train.steps=2500"])
     assert polished * 3 <= adam, (polished, adam)
+
+
+# The issue's targets at train=cpu_quick, seed 0 (docs/benchmarks.md has both seeds): SOAP under these
+# relative L2 errors and under Adam's error with the same preset. Kuramoto-Sivashinsky is left out:
+# neither optimizer tracks the chaotic solution over t in [0, 1] at this budget (docs/benchmarks.md).
+QUICK_TARGETS = {"burgers": 1e-2, "allen_cahn": 1e-1, "kdv": 1e-1, "wave": 1e-1}
+
+
+@pytest.mark.parametrize("pde", sorted(QUICK_TARGETS))
+def test_soap_beats_adam_at_the_quick_budget(tmp_path, pde):
+    adam = final_u(tmp_path, "adam", [f"pde={pde}", "optim=adam", "train=cpu_quick"])
+    soap = final_u(tmp_path, "soap", [f"pde={pde}", "optim=soap", "train=cpu_quick"])
+    assert soap < QUICK_TARGETS[pde], (soap, adam)
+    assert soap < adam, (soap, adam)

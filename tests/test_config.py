@@ -78,3 +78,43 @@ def test_validate_returns_plain_resolved_dict():
     cfg = validate(composed("train.seed=3"))
     assert isinstance(cfg, dict) and cfg["train"]["seed"] == 3
     assert not OmegaConf.is_config(cfg["train"])
+
+
+QUICK = {
+    # name: (steps per window, windows, fourier scale or None)
+    "kovasznay": (2000, 1, None),
+    "wave": (4000, 1, 2.0),
+    "burgers": (5000, 1, 1.0),
+    "allen_cahn": (4000, 1, 2.0),
+    "kdv": (1500, 4, 1.0),
+    "ks": (1000, 10, 1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUICK))
+def test_cpu_quick_reads_the_pdes_quick_budget(name):
+    recipe = validate(composed(f"pde={name}"))
+    quick = validate(composed(f"pde={name}", "train=cpu_quick"))
+    cfg = composed(f"pde={name}", "train=cpu_quick")
+    # The train keys come from the PDE's quick budget, the network shrinks to the quick size and
+    # everything else (optimizer, weighting kind, loss weights) stays the recipe's.
+    assert quick["train"]["steps"] == cfg.quick.steps and quick["train"]["batch_size"] == cfg.quick.batch_size
+    assert quick["train"]["time_windows"] == cfg.quick.time_windows
+    assert (quick["arch"]["width"], quick["arch"]["depth"]) == (cfg.quick.width, cfg.quick.depth)
+    assert quick["optim"] == recipe["optim"] and quick["pde"] == recipe["pde"]
+    assert quick["weighting"]["name"] == recipe["weighting"]["name"]
+    assert recipe["train"]["steps"] == cfg.recipe.steps
+    steps, windows, scale = QUICK[name]
+    assert (quick["train"]["steps"], quick["train"]["time_windows"]) == (steps, windows)
+    assert (quick["arch"]["fourier"] or {}).get("scale") == scale
+
+
+def test_a_pde_may_give_its_budgets_own_keys():
+    # wave: Fourier scale 10 and NTK weights refreshed every 1000 steps in the paper's recipe,
+    # scale 2 and every 250 steps at the quick budget; a user's value still wins over both.
+    recipe = validate(composed("pde=wave"))
+    quick = validate(composed("pde=wave", "train=cpu_quick"))
+    assert recipe["arch"]["fourier"]["scale"] == 10.0 and recipe["weighting"]["update_every"] == 1000
+    assert quick["arch"]["fourier"]["scale"] == 2.0 and quick["weighting"]["update_every"] == 250
+    mine = validate(composed("pde=wave", "train=cpu_quick", "arch.fourier.scale=5", "weighting.update_every=10"))
+    assert mine["arch"]["fourier"]["scale"] == 5 and mine["weighting"]["update_every"] == 10
