@@ -97,11 +97,14 @@ def test_cpu_quick_reads_the_pdes_quick_budget(name):
     quick = validate(composed(f"pde={name}", "train=cpu_quick"))
     cfg = composed(f"pde={name}", "train=cpu_quick")
     # The train keys come from the PDE's quick budget, the network shrinks to the quick size and
-    # everything else (optimizer, weighting kind, loss weights) stays the recipe's.
+    # everything else (optimizer but its schedule, weighting kind, loss weights) stays the recipe's.
     assert quick["train"]["steps"] == cfg.quick.steps and quick["train"]["batch_size"] == cfg.quick.batch_size
     assert quick["train"]["time_windows"] == cfg.quick.time_windows
     assert (quick["arch"]["width"], quick["arch"]["depth"]) == (cfg.quick.width, cfg.quick.depth)
-    assert quick["optim"] == recipe["optim"] and quick["pde"] == recipe["pde"]
+    def unscheduled(optim):
+        return {k: v for k, v in optim.items() if k not in ("warmup_steps", "decay_steps")}
+
+    assert unscheduled(quick["optim"]) == unscheduled(recipe["optim"]) and quick["pde"] == recipe["pde"]
     assert quick["weighting"]["name"] == recipe["weighting"]["name"]
     assert recipe["train"]["steps"] == cfg.recipe.steps
     steps, windows, scale = QUICK[name]
@@ -118,3 +121,20 @@ def test_a_pde_may_give_its_budgets_own_keys():
     assert quick["arch"]["fourier"]["scale"] == 2.0 and quick["weighting"]["update_every"] == 250
     mine = validate(composed("pde=wave", "train=cpu_quick", "arch.fourier.scale=5", "weighting.update_every=10"))
     assert mine["arch"]["fourier"]["scale"] == 5 and mine["weighting"]["update_every"] == 10
+
+
+def test_a_pdes_budgets_may_set_the_learning_rate_schedule():
+    def schedule(*overrides):
+        optim = validate(composed(*overrides))["optim"]
+        first = optim["phases"][0] if "phases" in optim else optim
+        return first.get("warmup_steps"), first.get("decay_steps")
+
+    assert schedule() == (200, 2000)  # the optimizers' own defaults
+    assert schedule("pde=burgers", "optim=soap") == (200, 1000)  # the paper's Burgers recipe
+    assert schedule("pde=burgers", "optim=soap", "train=cpu_quick") == (200, 500)
+    assert schedule("pde=allen_cahn", "optim=adam") == (5000, 5000)
+    assert schedule("pde=allen_cahn", "optim=adam", "train=cpu_quick") == (200, 2000)
+    assert schedule("pde=burgers", "optim=adam_lbfgs", "train=cpu_quick") == (200, 500)
+    assert schedule("pde=burgers", "optim=soap", "optim.decay_steps=7") == (200, 7)
+    # Optimizers without a schedule are untouched by the budget's keys.
+    assert schedule("pde=burgers", "optim=lbfgs") == (None, None)
