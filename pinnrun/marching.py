@@ -26,11 +26,9 @@ from pinnrun.trainer import (
     Components,
     RunOptions,
     Trainer,
-    device_description,
     load_params,
-    peak_memory_bytes,
+    run_facts,
     save_params,
-    versions,
     write_run_outputs,
 )
 
@@ -131,13 +129,7 @@ class TimeMarcher:
             "final_rel_l2": evaluation.rel_l2,
             "best_rel_l2": evaluation.rel_l2,
             "final_max_abs": evaluation.max_abs,
-            "seed": int(self.cfg["train"]["seed"]),
-            "device": device_description(),
-            "peak_memory_bytes": peak_memory_bytes(),
-            "versions": versions(),
-            "pde": self.c.pde.name,
-            "optimizer": "+".join(p["name"] for p in (self.cfg["optim"].get("phases") or [self.cfg["optim"]])),
-            "arch": self.cfg["arch"]["name"],
+            **run_facts(self.cfg, self.c.pde.name),
         }
         if jax.process_index() == 0:
             self.write_outputs(evaluator, evaluation, summary)

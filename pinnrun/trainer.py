@@ -26,7 +26,7 @@ from pinnrun import alignment
 from pinnrun.adaptive import AdaptiveWeights
 from pinnrun.evaluation import Evaluation, Evaluator
 from pinnrun.losses import PINNLoss
-from pinnrun.phases import Phase, PhaseStepper, build_stepper, learning_rate, plan_phases
+from pinnrun.phases import Phase, PhaseStepper, build_stepper, learning_rate, phase_configs, plan_phases
 from pinnrun.sinks import JsonlSink, Progress, Sink, truncate_metrics
 
 Array = jax.Array
@@ -132,6 +132,19 @@ def peak_memory_bytes() -> int | None:
     except Exception:  # noqa: BLE001 - backends without memory statistics
         return None
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def run_facts(cfg: Mapping[str, Any], pde_name: str) -> dict[str, Any]:
+    """What every summary.json records about a run's setup and machine, besides its figures."""
+    return {
+        "seed": int(cfg["train"]["seed"]),
+        "device": device_description(),
+        "peak_memory_bytes": peak_memory_bytes(),
+        "versions": versions(),
+        "pde": pde_name,
+        "optimizer": "+".join(c["name"] for c in phase_configs(cfg["optim"])),
+        "arch": cfg["arch"]["name"],
+    }
 
 
 def device_description() -> str:
@@ -422,13 +435,7 @@ class Trainer:
             "best_rel_l2": dict(self.best),
             "final_max_abs": evaluation.max_abs,
             "final_loss": record.get("loss"),
-            "seed": int(self.train_cfg["seed"]),
-            "device": device_description(),
-            "peak_memory_bytes": peak_memory_bytes(),
-            "versions": versions(),
-            "pde": self.c.pde.name,
-            "optimizer": "+".join(p.name for p in self.phases),
-            "arch": self.cfg["arch"]["name"],
+            **run_facts(self.cfg, self.c.pde.name),
             "rollbacks": self.rollbacks,
         }
         if self.options.final_outputs and self.main_process:
