@@ -129,7 +129,7 @@ class TimeMarcher:
             "final_rel_l2": evaluation.rel_l2,
             "best_rel_l2": evaluation.rel_l2,
             "final_max_abs": evaluation.max_abs,
-            **run_facts(self.cfg, self.c.pde.name),
+            **run_facts(self.cfg, self.c.pde),
         }
         if jax.process_index() == 0:
             self.write_outputs(evaluator, evaluation, summary)

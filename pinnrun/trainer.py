@@ -134,14 +134,19 @@ def peak_memory_bytes() -> int | None:
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
-def run_facts(cfg: Mapping[str, Any], pde_name: str) -> dict[str, Any]:
-    """What every summary.json records about a run's setup and machine, besides its figures."""
+def run_facts(cfg: Mapping[str, Any], pde) -> dict[str, Any]:
+    """What every summary.json records about a run's setup and machine, besides its figures.
+
+    ``domain`` (input name -> [low, high]) says what the errors are measured over: a budget may
+    shorten a PDE's time horizon (Kuramoto-Sivashinsky's quick budget learns t in [0, 0.3]).
+    """
     return {
         "seed": int(cfg["train"]["seed"]),
         "device": device_description(),
         "peak_memory_bytes": peak_memory_bytes(),
         "versions": versions(),
-        "pde": pde_name,
+        "pde": pde.name,
+        "domain": {name: [float(lo), float(hi)] for name, (lo, hi) in pde.bounds.items()},
         "optimizer": "+".join(c["name"] for c in phase_configs(cfg["optim"])),
         "arch": cfg["arch"]["name"],
     }
@@ -435,7 +440,7 @@ class Trainer:
             "best_rel_l2": dict(self.best),
             "final_max_abs": evaluation.max_abs,
             "final_loss": record.get("loss"),
-            **run_facts(self.cfg, self.c.pde.name),
+            **run_facts(self.cfg, self.c.pde),
             "rollbacks": self.rollbacks,
         }
         if self.options.final_outputs and self.main_process:

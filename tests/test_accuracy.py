@@ -36,9 +36,9 @@ def test_lbfgs_polish_beats_more_adam_threefold_on_kovasznay(tmp_path):
 
 
 # The targets at train=cpu_quick, seed 0 (docs/benchmarks.md has both seeds): SOAP under these
-# relative L2 errors and under Adam's error with the same preset. Kuramoto-Sivashinsky is left out:
-# neither optimizer tracks the chaotic solution over t in [0, 1] at this budget (docs/benchmarks.md).
-QUICK_TARGETS = {"burgers": 1e-2, "allen_cahn": 1e-1, "kdv": 1e-1, "wave": 1e-1}
+# relative L2 errors and under Adam's error with the same preset. Kuramoto-Sivashinsky's quick budget
+# learns t in [0, 0.3], the recipe's first three windows (docs/benchmarks.md says why not [0, 1]).
+QUICK_TARGETS = {"burgers": 1e-2, "allen_cahn": 1e-1, "kdv": 1e-1, "ks": 1e-1, "wave": 1e-1}
 
 
 @pytest.mark.parametrize("pde", sorted(QUICK_TARGETS))

@@ -34,6 +34,7 @@ def test_short_kovasznay_run_writes_every_output(cli):
     for key in ("steps", "steps_per_second", "compile_seconds", "wall_seconds", "final_rel_l2", "best_rel_l2", "seed", "device", "versions"):
         assert key in summary, key
     assert summary["steps"] == 20 and summary["seed"] == 0
+    assert summary["domain"] == {"x": [-0.5, 1.0], "y": [-0.5, 1.5]}  # what the errors are measured over
     assert set(summary["final_rel_l2"]) == {"u", "v", "p"}
     assert summary["final_rel_l2"]["u"] == pytest.approx(records[-1]["rel_l2/u"])
     assert all(summary["best_rel_l2"][k] <= summary["final_rel_l2"][k] for k in "uvp")
@@ -49,7 +50,7 @@ def test_wave_run_reports_error_against_time(cli):
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(cli.cwd / "outputs")
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert set(summary["final_rel_l2"]) == {"u"}
+    assert set(summary["final_rel_l2"]) == {"u"} and summary["domain"] == {"t": [0.0, 1.0], "x": [0.0, 1.0]}
     with np.load(run_dir / "error_vs_t.npz") as data:
         assert data["t"].shape == (21,) and data["u"].shape == (21,)
     assert (run_dir / "error_vs_t.png").exists()

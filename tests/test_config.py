@@ -87,7 +87,7 @@ QUICK = {
     "burgers": (5000, 1, 1.0),
     "allen_cahn": (4000, 1, 2.0),
     "kdv": (1500, 4, 1.0),
-    "ks": (1000, 10, 1.0),
+    "ks": (2500, 3, 1.0),
 }
 
 
@@ -104,12 +104,36 @@ def test_cpu_quick_reads_the_pdes_quick_budget(name):
     def unscheduled(optim):
         return {k: v for k, v in optim.items() if k not in ("warmup_steps", "decay_steps")}
 
-    assert unscheduled(quick["optim"]) == unscheduled(recipe["optim"]) and quick["pde"] == recipe["pde"]
+    def whole_horizon(pde):
+        return {k: v for k, v in pde.items() if k not in ("t_max", "eval_resolution")}
+
+    assert unscheduled(quick["optim"]) == unscheduled(recipe["optim"])
+    assert whole_horizon(quick["pde"]) == whole_horizon(recipe["pde"])
     assert quick["weighting"]["name"] == recipe["weighting"]["name"]
     assert recipe["train"]["steps"] == cfg.recipe.steps
     steps, windows, scale = QUICK[name]
     assert (quick["train"]["steps"], quick["train"]["time_windows"]) == (steps, windows)
     assert (quick["arch"]["fourier"] or {}).get("scale") == scale
+
+
+def test_only_kuramoto_sivashinskys_quick_budget_shortens_the_horizon():
+    # KS at the quick budget learns the recipe's first three windows, t in [0, 0.3], evaluated on the
+    # recipe's grid restricted to them (time spacing 1/250); every other PDE keeps its horizon.
+    def horizon(*overrides):
+        pde = validate(composed(*overrides))["pde"]
+        return pde.get("t_max"), pde.get("eval_resolution")
+
+    for name in set(QUICK) - {"ks"}:
+        assert horizon(f"pde={name}", "train=cpu_quick") == horizon(f"pde={name}"), name
+    recipe = validate(composed("pde=ks"))["pde"]
+    quick = validate(composed("pde=ks", "train=cpu_quick"))["pde"]
+    assert (recipe["t_max"], recipe["eval_resolution"]) == (1.0, [251, 512])
+    assert (quick["t_max"], quick["eval_resolution"]) == (0.3, [76, 512])
+    window = quick["t_max"] / validate(composed("pde=ks", "train=cpu_quick"))["train"]["time_windows"]
+    assert window == pytest.approx(recipe["t_max"] / validate(composed("pde=ks"))["train"]["time_windows"])
+    # The whole horizon stays a few overrides away.
+    full = validate(composed("pde=ks", "train=cpu_quick", "quick.t_max=1.0", "quick.eval_resolution=[251,512]"))
+    assert full["pde"]["t_max"] == 1.0 and full["pde"]["eval_resolution"] == [251, 512]
 
 
 def test_a_pde_may_give_its_budgets_own_keys():

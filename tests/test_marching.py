@@ -69,7 +69,7 @@ def test_time_marching_run_and_resume_across_windows(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "time window 2/2" in result.stdout
     summary = json.loads((reference / "summary.json").read_text())
-    assert summary["time_windows"] == 2 and summary["steps"] == 60
+    assert summary["time_windows"] == 2 and summary["steps"] == 60 and summary["domain"]["t"] == [0.0, 1.0]
     records = read_jsonl(reference / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(10, 61, 10))
     assert [r["window"] for r in records] == [0] * 3 + [1] * 3

@@ -36,6 +36,7 @@ from .problems import (
     solve,
     wave_exact,
 )
+from .sensitivity import perturbation_growth
 
 __all__ = [
     "available",
@@ -50,6 +51,7 @@ __all__ = [
     "burgers_cole_hopf",
     "burgers_cole_hopf_ux",
     "wave_exact",
+    "perturbation_growth",
     "default_cache_dir",
     "cache_key",
     "CacheError",
