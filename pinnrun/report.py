@@ -164,7 +164,34 @@ def find_runs(folders: list[Path], warn=print) -> list[Run]:
             found += 1
         if not found:
             raise ReportError(f"{folder}: no runs found (no summary.json in it or below; unfinished runs write none)")
+    label_domains(runs)
     return runs
+
+
+def label_domains(runs: list[Run]) -> None:
+    """Tell apart runs of one PDE measured over different domains (KS at its quick and full horizon).
+
+    Where a PDE's runs record more than one ``domain`` in summary.json, each run's PDE label gains
+    the bounds that differ, e.g. ``ks (t in [0, 0.3])``, so that they land in separate rows.
+    """
+    by_pde: dict[str, list[Run]] = {}
+    for run in runs:
+        by_pde.setdefault(run.pde, []).append(run)
+    for pde, group in by_pde.items():
+        domains = [run.summary.get("domain") if isinstance(run.summary.get("domain"), dict) else None for run in group]
+        if len({json.dumps(d, sort_keys=True) for d in domains}) < 2:
+            continue
+        recorded = [d for d in domains if d]
+        names = sorted({name for d in recorded for name in d})
+        differing = [n for n in names if len({json.dumps(d.get(n)) for d in recorded}) > 1] or names
+        for run, domain in zip(group, domains):
+            if domain is None:
+                run.pde = f"{pde} (domain not recorded)"
+                continue
+            bounds = ", ".join(
+                f"{n} in [{domain[n][0]:g}, {domain[n][1]:g}]" if n in domain else f"{n} not recorded" for n in differing
+            )
+            run.pde = f"{pde} ({bounds})"
 
 
 def group_runs(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:

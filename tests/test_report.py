@@ -233,3 +233,25 @@ def test_real_sweep_joblib(cli):
         assert f"{mean:.3e} ± {std:.3e} (n=2)" in markdown
     for name in ("error_vs_step.png", "alignment_vs_step.png"):
         assert (sweep / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_runs_over_different_domains_get_rows_of_their_own(tmp_path, monkeypatch):
+    # KS at its quick horizon and at the recipe's: same pde and optimizer, different `domain`.
+    monkeypatch.setitem(FIELDS, "ks", ("u",))
+    sweep = tmp_path / "sweep"
+    for seed, t_max, error in ((0, 0.3, 0.05), (1, 0.3, 0.07), (0, 1.0, 1.0)):
+        summary = write_run(sweep / f"ks_{t_max}_{seed}", "ks", "soap", seed, (error,), 30.0, 250.0)
+        summary["domain"] = {"t": [0.0, t_max], "x": [0.0, 6.283185307179586]}
+        (sweep / f"ks_{t_max}_{seed}" / "summary.json").write_text(json.dumps(summary))
+    write_run(sweep / "wave_0", "wave", "soap", 0, (0.02,), 30.0, 100.0)  # one domain: label unchanged
+    write_run(sweep / "ks_old", "ks", "soap", 0, (0.9,), 30.0, 100.0)  # written before summaries had one
+    make_report([sweep])
+    rows = read_csv(sweep / "report.csv")
+    assert set(rows) == {
+        ("ks (t in [0, 0.3])", "soap"),
+        ("ks (t in [0, 1])", "soap"),
+        ("ks (domain not recorded)", "soap"),
+        ("wave", "soap"),
+    }
+    assert float(rows[("ks (t in [0, 0.3])", "soap")]["rel_l2_mean"]) == pytest.approx(0.06)
+    assert rows[("ks (t in [0, 0.3])", "soap")]["n"] == "2" and rows[("ks (t in [0, 1])", "soap")]["n"] == "1"
