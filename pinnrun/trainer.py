@@ -146,7 +146,7 @@ def run_facts(cfg: Mapping[str, Any], pde) -> dict[str, Any]:
         "peak_memory_bytes": peak_memory_bytes(),
         "versions": versions(),
         "pde": pde.name,
-        "domain": {name: [float(lo), float(hi)] for name, (lo, hi) in pde.bounds.items()},
+        "domain": {name: list(bounds) for name, bounds in pde.bounds.items()},
         "optimizer": "+".join(c["name"] for c in phase_configs(cfg["optim"])),
         "arch": cfg["arch"]["name"],
     }

@@ -38,7 +38,8 @@ def perturbation_growth(name: str, eps: float, seed: int = 0, max_mode: int = 16
 
     Returns ``{"t": [nt], "per_snapshot": [nt], "total": float}``; ``per_snapshot[i]`` is
     ||u_eps(t_i) - u(t_i)|| / ||u(t_i)|| over x (so ``per_snapshot[0]`` is about ``eps``) and
-    ``total`` the relative difference over the whole grid (pass ``T`` and ``nt`` for a shorter one). ``overrides`` as for ``get_problem`` (resolution, ``T``, ...).
+    ``total`` the relative difference over the whole grid. ``overrides`` as for ``get_problem``
+    (resolution; ``T`` and ``nt`` for a shorter horizon).
     """
     problem = get_problem(name, **overrides)
     if not isinstance(problem, PeriodicProblem):
