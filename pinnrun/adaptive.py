@@ -18,24 +18,28 @@ from pinnrun import weighting
 from pinnrun.losses import PINNLoss
 
 
-def grad_norm_targets(loss: PINNLoss, params, points) -> jax.Array:
+def grad_norm_targets(loss: PINNLoss, params, batch) -> jax.Array:
     """[K] balancing weights from ||grad L_k||."""
-    per_term = loss.per_term_gradients(params, points)
+    per_term = loss.per_term_gradients(params, batch)
     sq = sum(jnp.sum(leaf.reshape(leaf.shape[0], -1) ** 2, axis=1) for leaf in jax.tree.leaves(per_term))
     return weighting.grad_norm_weights(jnp.sqrt(sq))
 
 
-def ntk_targets(loss: PINNLoss, params, points, key, chunk_size: int, max_points: int | None) -> jax.Array:
+def ntk_targets(loss: PINNLoss, params, batch, key, chunk_size: int, max_points: int | None) -> jax.Array:
     """[K] balancing weights from each term's mean NTK diagonal, on at most max_points points."""
     traces = []
     for ps in loss.point_sets:
+        # A point set with targets: each row is [z, y] (the point and its target), split here.
+        pts, d = batch.points[ps.name], batch.points[ps.name].shape[1]
+        if ps.name in batch.context.targets:
+            pts = jnp.concatenate([pts, batch.context.targets[ps.name]], axis=1)
         for term in ps.terms:
 
-            def point_residual(p, z, ps=ps, term=term):
-                return ps.residuals(lambda zz: loss.apply(p, zz), z)[term].reshape(-1)
+            def point_residual(p, row, ps=ps, term=term, d=d):
+                y = row[d:] if ps.target is not None else None
+                return ps.evaluate(lambda zz: loss.apply(p, zz), row[:d], y)[term].reshape(-1)
 
             key, sub = jax.random.split(key)
-            pts = points[ps.name]
             limit = max_points if max_points and max_points < pts.shape[0] else None
             traces.append(weighting.ntk_trace(point_residual, params, pts, chunk_size, max_points=limit, key=sub))
     return weighting.ntk_weights(jnp.stack(traces))
@@ -53,24 +57,25 @@ class AdaptiveWeights:
         self.max_points = cfg.get("ntk_max_points")
         self._fns: dict[int, Any] = {}
 
-    def due(self, step: int, phase) -> bool:
-        return bool(self.interval) and phase.name != "lbfgs" and step % self.interval == 0
+    def due(self, step: int, stage) -> bool:
+        """At every update_every steps since the stage's weights were last reset (not in L-BFGS stages)."""
+        return bool(self.interval) and not stage.is_lbfgs and (step - stage.weights_origin) % self.interval == 0
 
-    def _fn(self, phase, loss: PINNLoss, fixed_points):
-        if phase.index not in self._fns:
+    def _fn(self, stage, loss: PINNLoss, fixed_points):
+        if stage.signature not in self._fns:
 
-            def update(params, weights, key):
-                points = loss.sample(key, fixed_points)
+            def update(params, weights, key, context):
+                batch = loss.sample(key, fixed_points, context)
                 if self.scheme == "grad_norm":
-                    target = grad_norm_targets(loss, params, points)
+                    target = grad_norm_targets(loss, params, batch)
                 else:
-                    target = ntk_targets(loss, params, points, jax.random.fold_in(key, 1), self.chunk_size, self.max_points)
+                    target = ntk_targets(loss, params, batch, jax.random.fold_in(key, 1), self.chunk_size, self.max_points)
                 new = {k: target[i].astype(weights[k].dtype) for i, k in enumerate(self.term_names)}
                 return weighting.smooth(weights, new, self.momentum)
 
-            self._fns[phase.index] = jax.jit(update)
-        return self._fns[phase.index]
+            self._fns[stage.signature] = jax.jit(update)
+        return self._fns[stage.signature]
 
-    def update(self, phase, loss: PINNLoss, fixed_points, state) -> dict[str, jax.Array]:
-        fn = self._fn(phase, loss, fixed_points)
-        return fn(state.params, state.weights, jax.random.fold_in(state.key, 2))
+    def update(self, stage, loss: PINNLoss, fixed_points, state) -> dict[str, jax.Array]:
+        fn = self._fn(stage, loss, fixed_points)
+        return fn(state.params, state.weights, jax.random.fold_in(state.key, 2), state.context)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,38 @@ import jax.numpy as jnp
 
 from pinnrun.config import ConfigError
 from pinnrun.losses import CausalConfig, PINNLoss
-from pinnrun.trainer import Components
+from pinnrun.stages import Stage
+
+
+@dataclasses.dataclass
+class Components:
+    """What a run is made of, built from the config by ``pinnrun.build``."""
+
+    pde: Any  # the first stage's
+    model_for: Callable[[Any], Any]  # dtype -> Model (a float64 stage uses a float64 network)
+    loss_for: Callable[..., PINNLoss]  # (dtype, pde=first, batch_size=train's) -> PINNLoss
+    weights: dict[str, float]  # the first stage's initial loss weights
+    dtype: Any  # of the first stage
+    mesh: Any = None  # data parallelism: the state is replicated on this mesh, batches are split
+    stages: list[Stage] = dataclasses.field(default_factory=list)
+    pde_for: Callable[[Mapping[str, Any]], Any] | None = None  # a stage's pde config -> PDE
+    weights_for: Callable[[Any], dict[str, float]] | None = None  # PDE -> initial loss weights
+
+    def replicate(self, tree):
+        """Place a pytree on every device of the mesh (no-op on one device)."""
+        if self.mesh is None:
+            return tree
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+
+    @property
+    def model(self):
+        return self.model_for(self.dtype)
+
+    @property
+    def loss(self) -> PINNLoss:
+        return self.loss_for(self.dtype)
 
 
 def build_pde(pde_cfg: Mapping[str, Any]):
@@ -29,46 +62,63 @@ def build_pde(pde_cfg: Mapping[str, Any]):
         raise ConfigError(f"pde ({pde_cfg.get('_target_')}): {message}") from None
 
 
-def build(cfg: Mapping[str, Any], pde=None) -> Components:
-    """Components of a run; ``pde`` replaces the configured one (a time window of it, say)."""
+def build(cfg: Mapping[str, Any]) -> Components:
+    """Components of a run: its stages and, for each stage's PDE parameters, the PDE and its losses."""
     from pinnrun.archs import build_model
-    from pinnrun.phases import plan_phases
+    from pinnrun.stages import plan_stages
 
-    pde = build_pde(cfg["pde"]) if pde is None else pde
+    pdes: dict[str, Any] = {}
+
+    def pde_for(pde_cfg: Mapping[str, Any]):
+        key = json.dumps(pde_cfg, sort_keys=True, default=str)
+        if key not in pdes:
+            pdes[key] = build_pde(pde_cfg)
+        return pdes[key]
+
+    pde = pde_for(cfg["pde"])
     windows = int(cfg["train"].get("time_windows", 1))
-    if windows > 1 and not hasattr(pde, "window"):
+    if windows > 1 and pde.time_axis is None:
         raise ConfigError(f"train.time_windows: {pde.name} is not a time-dependent problem; use 1")
-    try:
-        phases = plan_phases(cfg["optim"], int(cfg["train"]["steps"]), cfg["train"]["precision"])
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+    stages = plan_stages(cfg, lambda pde_cfg: pde_for(pde_cfg).bounds["t"])
+    for stage in stages:  # one network for all stages: the inputs and outputs must stay the same
+        other = pde_for(stage.pde)
+        if (other.input_names, other.field_names, other.periodic_axes) != (pde.input_names, pde.field_names, pde.periodic_axes):
+            raise ConfigError(f"stages: stage {stage.name} changes the PDE's inputs, fields or periodic axes")
 
     def model_for(dtype):
         return build_model(
             cfg["arch"], input_dim=pde.input_dim, output_dim=pde.output_dim, periodic_axes=pde.periodic_axes, dtype=dtype
         )
 
+    overrides = cfg["weighting"]["weights"]
+
+    def weights_for(problem) -> dict[str, float]:
+        weights = problem.default_weights()
+        unknown = sorted(set(overrides) - set(weights))
+        if unknown:
+            raise ConfigError(f"weighting.weights.{unknown[0]}: not a loss term of {problem.name}; terms: {', '.join(weights)}")
+        weights.update({k: float(v) for k, v in overrides.items()})
+        return weights
+
     try:
         model_for(jnp.float32)  # surfaces a bad architecture setting now, as a config error
-        weights = pde.default_weights()
+        for stage in stages:
+            weights_for(pde_for(stage.pde))
     except ValueError as error:
         raise ConfigError(str(error).splitlines()[0]) from None
-    overrides = cfg["weighting"]["weights"]
-    unknown = sorted(set(overrides) - set(weights))
-    if unknown:
-        raise ConfigError(f"weighting.weights.{unknown[0]}: not a loss term of {pde.name}; terms: {', '.join(weights)}")
-    weights.update({k: float(v) for k, v in overrides.items()})
 
-    causal = None
-    if cfg["weighting"]["causal"] and pde.time_axis is not None:
-        t_min, t_max = pde.bounds["t"]
-        causal = CausalConfig(
+    def causal_for(problem):
+        if not cfg["weighting"]["causal"] or problem.time_axis is None:
+            return None
+        t_min, t_max = problem.bounds["t"]
+        return CausalConfig(
             num_chunks=int(cfg["weighting"]["num_chunks"]),
             tol=float(cfg["weighting"]["causal_tol"]),
-            time_axis=pde.time_axis,
+            time_axis=problem.time_axis,
             t_min=t_min,
             t_max=t_max,
         )
+
     mesh = device_mesh(cfg["train"].get("devices", 1))
     batch_sharding = None
     if mesh is not None:
@@ -83,14 +133,16 @@ def build(cfg: Mapping[str, Any], pde=None) -> Components:
             models[key] = model_for(dtype)
         return models[key]
 
-    def loss_for(dtype):
-        key = jnp.dtype(dtype).name
+    def loss_for(dtype, problem=None, batch_size: int | None = None):
+        problem = pde if problem is None else problem
+        batch_size = int(cfg["train"]["batch_size"]) if batch_size is None else int(batch_size)
+        key = (jnp.dtype(dtype).name, id(problem), batch_size)
         if key not in losses:
-            losses[key] = PINNLoss(pde, cached_model(dtype).apply, int(cfg["train"]["batch_size"]), causal, dtype, batch_sharding)
+            losses[key] = PINNLoss(problem, cached_model(dtype).apply, batch_size, causal_for(problem), dtype, batch_sharding)
         return losses[key]
 
-    first_dtype = jnp.float64 if phases[0].precision == "float64" else jnp.float32
-    return Components(pde, cached_model, loss_for, weights, first_dtype, mesh)
+    first_dtype = jnp.float64 if stages[0].precision == "float64" else jnp.float32
+    return Components(pde, cached_model, loss_for, weights_for(pde), first_dtype, mesh, stages, pde_for, weights_for)
 
 
 def device_mesh(devices: Any):
@@ -106,9 +158,11 @@ def device_mesh(devices: Any):
 
 
 def needs_x64(cfg: Mapping[str, Any]) -> bool:
-    from pinnrun.phases import phase_configs
+    from pinnrun.stages import entries_of, phase_configs
 
-    precisions = [cfg["train"]["precision"]] + [p.get("precision") for p in phase_configs(cfg["optim"])]
+    precisions = [cfg["train"]["precision"]]
+    for entry in entries_of(cfg):
+        precisions += [p.get("precision") for p in phase_configs(entry["optim"])]
     return "float64" in precisions
 
 

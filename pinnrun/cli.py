@@ -162,7 +162,6 @@ def run_job(cfg: DictConfig) -> float:
 
     distributed.initialize()  # multi-process runs only
     from pinnrun.build import build, jax_settings
-    from pinnrun.marching import TimeMarcher
     from pinnrun.trainer import RunOptions, Trainer
 
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
@@ -201,11 +200,10 @@ def run_job(cfg: DictConfig) -> float:
             "pinnrun_version": pinnrun.__version__,
         }
         options = RunOptions(resume=resume, init_params=init_params, metadata=metadata)
-        runner = TimeMarcher if int(config["train"]["time_windows"]) > 1 else Trainer
         from pinnrun.checkpoint import CheckpointError
 
         try:
-            summary = runner(config, components, run_dir, sinks=[sink] if sink else [], options=options).train()
+            summary = Trainer(config, components, run_dir, sinks=[sink] if sink else [], options=options).train()
         except FloatingPointError as error:
             fail(str(error), status=EXIT_NON_FINITE)
         except CheckpointError as error:
@@ -217,12 +215,9 @@ def run_job(cfg: DictConfig) -> float:
 
 
 def latest_checkpoint_folder(run_dir: Path) -> Path | None:
-    """<run_dir>/checkpoints, or its newest time-window folder (checkpoints/window_<k>)."""
+    """<run_dir>/checkpoints, where every stage of a run saves its checkpoints."""
     root = run_dir / "checkpoints"
-    if not root.is_dir():
-        return None
-    windows = sorted(root.glob("window_*"), key=lambda p: int(p.name.split("_")[1]))
-    return windows[-1] if windows else root
+    return root if root.is_dir() else None
 
 
 def _stored_metadata(run_dir: Path) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def validate_arch(cfg: Mapping) -> None:
 
 def validate_optimizer(cfg: Mapping, prefix: str, in_phases: bool = False) -> None:
     """One optimizer config: its name, schedule and its own keyword arguments."""
-    from pinnrun.optim.factory import OPTIMIZERS, allowed_kwargs, optimizer_kwargs
+    from pinnrun.optim.factory import OPTIMIZERS, SCHEDULE_FREE_MODES, allowed_kwargs, optimizer_kwargs
     from pinnrun.phases import LBFGS_KEYS
 
     check_choice(cfg, f"{prefix}.name", (*OPTIMIZERS, "lbfgs"))
@@ -153,6 +153,12 @@ def validate_optimizer(cfg: Mapping, prefix: str, in_phases: bool = False) -> No
     check_float(cfg, f"{prefix}.decay_rate", 0.0, 1.0, exclusive_min=True)
     check_int(cfg, f"{prefix}.decay_steps", 1)
     check_float(cfg, f"{prefix}.clip_norm", 0.0, exclusive_min=True, allow_none=True)
+    if "schedule_free" in node:
+        mode = node["schedule_free"]
+        if mode not in SCHEDULE_FREE_MODES or isinstance(mode, int) and not isinstance(mode, bool):
+            raise ConfigError(f"{prefix}.schedule_free must be one of false, true (the paper's), textbook; got {mode!r}")
+    if "schedule_free_b1" in node:
+        check_float(cfg, f"{prefix}.schedule_free_b1", 0.0, 1.0, exclusive_min=True)
     allowed = allowed_kwargs(node["name"])
     for key in optimizer_kwargs(node):
         if key in phase_keys and in_phases:
@@ -205,4 +211,7 @@ def validate(cfg: DictConfig | Mapping) -> dict:
         check_bool(cfg, "checkpoint.auto_resume")
     if not isinstance(_get(cfg, "pde"), Mapping) or "_target_" not in cfg["pde"]:
         raise ConfigError("pde._target_: missing; choose a PDE with pde=<name>")
+    from pinnrun.stages import validate_stages
+
+    validate_stages(cfg)
     return cfg

@@ -62,11 +62,7 @@ def evaluate_run(run_dir: Path, output_dir: Path | None = None) -> float:
         evaluation = evaluator(model.apply, params, dtype)
     result = {"source": source, "rel_l2": evaluation.rel_l2, "max_abs": evaluation.max_abs}
     (out / "errors.json").write_text(json.dumps(result, indent=2))
-    figures.plot_solution(evaluator.reference, evaluation, out / "solution.png")
-    if evaluation.rel_l2_vs_t is not None:
-        t = evaluator.reference.axes["t"]
-        np.savez(out / "error_vs_t.npz", t=t, **evaluation.rel_l2_vs_t)
-        figures.plot_error_vs_time(t, evaluation, out / "error_vs_t.png")
+    figures.write_evaluation(out, evaluator.reference, evaluation)
     print(f"evaluated {source} of {run_dir}")
     print("relative L2: " + ", ".join(f"{k} {v:.3e}" for k, v in evaluation.rel_l2.items()))
     print(f"wrote {out}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,3 +67,32 @@ def plot_error_vs_time(times: np.ndarray, evaluation: Evaluation, path: Path) ->
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def write_evaluation(folder: Path, reference: Reference, evaluation: Evaluation, make_figures: bool = True) -> dict[str, Path]:
+    """error_vs_t.npz (time-dependent problems) and, with ``make_figures``, solution.png and
+    error_vs_t.png in ``folder``; returns the figures written."""
+    images: dict[str, Path | None] = {}
+    if evaluation.rel_l2_vs_t is not None:
+        np.savez(folder / "error_vs_t.npz", t=reference.axes["t"], **evaluation.rel_l2_vs_t)
+    if make_figures:
+        images["solution"] = plot_solution(reference, evaluation, folder / "solution.png")
+        if evaluation.rel_l2_vs_t is not None:
+            images["error_vs_t"] = plot_error_vs_time(reference.axes["t"], evaluation, folder / "error_vs_t.png")
+    return {k: v for k, v in images.items() if v is not None}
+
+
+def write_run_outputs(run_dir: Path, reference: Reference, evaluation: Evaluation, summary: dict[str, Any], make_figures: bool, sinks=()) -> None:
+    """The final evaluation's files, the training figure (also to sinks that take images) and
+    summary.json, written last."""
+    images = write_evaluation(run_dir, reference, evaluation, make_figures)
+    if make_figures:
+        from pinnrun.plot import plot_training
+
+        images["training"] = plot_training(run_dir)
+        for sink in sinks:
+            if hasattr(sink, "log_images"):
+                sink.log_images(images, step=summary.get("steps"))
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(run_dir / "summary.json")

@@ -1,8 +1,11 @@
 """The one shared trainer: a pure jitted chunk of steps, and a host loop that evaluates, logs and saves.
 
 The training state is one pytree. ``chunk(state) -> (state, metrics)`` advances it by ``n`` steps with
-``lax.scan``; the host only syncs between chunks, to log, evaluate and save. Nothing here knows which
-PDE, network or optimizer it runs.
+``lax.scan``; the host only syncs between chunks, to log, evaluate and save. A run is a list of stages
+(pinnrun.stages: optimizer phases, time windows, curricula) run by one loop: entering a stage applies
+its carry rule, the stage's window and initial-condition targets enter the state as arrays (so the
+windows of a run share one compilation), and every stage ends with a checkpoint. Nothing here knows
+which PDE, network or optimizer it runs.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Mapping
 from functools import reduce
 from math import gcd
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,9 +28,15 @@ import numpy as np
 from pinnrun import alignment
 from pinnrun.adaptive import AdaptiveWeights
 from pinnrun.evaluation import Evaluation, Evaluator
-from pinnrun.losses import PINNLoss
-from pinnrun.phases import Phase, PhaseStepper, build_stepper, learning_rate, phase_configs, plan_phases
+from pinnrun.figures import write_run_outputs
+from pinnrun.losses import PINNLoss, StageContext
+from pinnrun.marching import piecewise_apply, slice_reference, window_edges
+from pinnrun.phases import PhaseStepper, build_stepper
 from pinnrun.sinks import JsonlSink, Progress, Sink, truncate_metrics
+from pinnrun.stages import Stage, learning_rate
+
+if TYPE_CHECKING:
+    from pinnrun.build import Components
 
 Array = jax.Array
 MAX_CHUNK_STEPS = 500
@@ -39,34 +48,7 @@ class TrainState(NamedTuple):
     opt_state: Any
     weights: dict[str, Array]
     key: Array
-
-
-@dataclasses.dataclass
-class Components:
-    """What a run is made of, built from the config by ``pinnrun.build``."""
-
-    pde: Any
-    model_for: Callable[[Any], Any]  # dtype -> Model (a float64 phase uses a float64 network)
-    loss_for: Callable[[Any], PINNLoss]  # dtype -> PINNLoss
-    weights: dict[str, float]
-    dtype: Any  # of the first phase
-    mesh: Any = None  # data parallelism: the state is replicated on this mesh, batches are split
-
-    def replicate(self, tree):
-        """Place a pytree on every device of the mesh (no-op on one device)."""
-        if self.mesh is None:
-            return tree
-        from jax.sharding import NamedSharding, PartitionSpec
-
-        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
-
-    @property
-    def model(self):
-        return self.model_for(self.dtype)
-
-    @property
-    def loss(self) -> PINNLoss:
-        return self.loss_for(self.dtype)
+    context: StageContext  # the stage's time window and initial-condition targets
 
 
 def chunk_length(train_cfg: Mapping[str, Any], *intervals: int) -> int:
@@ -134,7 +116,7 @@ def peak_memory_bytes() -> int | None:
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
-def run_facts(cfg: Mapping[str, Any], pde) -> dict[str, Any]:
+def run_facts(cfg: Mapping[str, Any], pde, stages: list[Stage]) -> dict[str, Any]:
     """What every summary.json records about a run's setup and machine, besides its figures.
 
     ``domain`` (input name -> [low, high]) says what the errors are measured over: a budget may
@@ -147,7 +129,7 @@ def run_facts(cfg: Mapping[str, Any], pde) -> dict[str, Any]:
         "versions": versions(),
         "pde": pde.name,
         "domain": {name: list(bounds) for name, bounds in pde.bounds.items()},
-        "optimizer": "+".join(c["name"] for c in phase_configs(cfg["optim"])),
+        "optimizer": "+".join(dict.fromkeys(stage.optim["name"] for stage in stages)),
         "arch": cfg["arch"]["name"],
     }
 
@@ -179,13 +161,6 @@ class RunOptions:
     resume: bool = False  # continue from the latest checkpoint in the checkpoint folder
     init_params: Any = None  # start from these parameters (fine-tuning from another run)
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)  # stored with every checkpoint
-    # Time-marching runs one Trainer per window in the same run directory:
-    checkpoint_dir: Path | None = None  # default: <run_dir>/checkpoints
-    step_offset: int = 0  # added to the steps written to metrics.jsonl
-    record_extras: dict[str, Any] = dataclasses.field(default_factory=dict)  # added to every record
-    reference: Any = None  # evaluate on this Reference instead of the PDE's own
-    final_outputs: bool = True  # write params.npz, summary.json and figures at the end
-    close_sinks: bool = True
 
 
 class Trainer:
@@ -202,21 +177,25 @@ class Trainer:
         self.run_dir = Path(run_dir).absolute()
         self.options = options or RunOptions()
         self.train_cfg = cfg["train"]
-        self.phases = plan_phases(cfg["optim"], int(self.train_cfg["steps"]), self.train_cfg["precision"])
+        self.stages = components.stages
+        self.total = self.stages[-1].end
+        self.windows = int(self.train_cfg["time_windows"])
         # Several processes (jax.distributed): all compute and checkpoint, process 0 alone writes files.
         self.main_process = jax.process_index() == 0
-        self.progress = Progress(self.train_cfg["steps"], self.train_cfg["progress"] if self.main_process else "none")
+        self.progress = Progress(self.total, self.train_cfg["progress"] if self.main_process else "none")
         self.extra_sinks = list(sinks or [])
-        self.evaluator = Evaluator(self.c.pde, self.train_cfg["eval_batch_size"], self.options.reference)
         self.term_names = self.c.pde.term_names
         self.weighting = AdaptiveWeights(cfg["weighting"], self.term_names)
-        self._compiled: dict[tuple, Callable] = {}
-        self._alignment_fns: dict[int, Callable] = {}
+        self._cache: dict[tuple, Any] = {}  # steppers, compiled chunks, alignment and context functions, evaluators
         self.compile_seconds = 0.0
+        self.compilations = 0  # how often the training step was compiled in this process
         self.lr_scale = 1.0  # halved by each rollback after a non-finite loss
         self.rollbacks = 0
         self.best: dict[str, float] = {}
         self.latest_evaluation: tuple[int, Evaluation] | None = None  # (step, evaluation)
+        self.stage_records: dict[int, dict[str, Any]] = {}  # finished stages (restored on resume)
+        self.stage_seconds = (0, 0.0, time.perf_counter())  # (stage index, seconds before this segment, entered at)
+        self.window_params: dict[int, Any] = {}  # time-marching: the final network of each window
         ckpt = cfg["checkpoint"]
         self.checkpoint_every = int(ckpt["every"])
         self.checkpointer = None
@@ -227,122 +206,203 @@ class Trainer:
         from pinnrun.checkpoint import Checkpointer
 
         ckpt = self.cfg["checkpoint"]
-        directory = self.options.checkpoint_dir or self.run_dir / "checkpoints"
-        return Checkpointer(directory, keep=int(ckpt["keep"]), keep_best=int(ckpt.get("keep_best", 1)))
+        return Checkpointer(self.run_dir / "checkpoints", keep=int(ckpt["keep"]), keep_best=int(ckpt.get("keep_best", 1)))
+
+    def cached(self, key: tuple, make: Callable[[], Any]):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    # ----- a stage's pieces -----
+    def dtype(self, stage: Stage):
+        return jnp.float64 if stage.precision == "float64" else jnp.float32
+
+    def pde(self, stage: Stage):
+        return self.c.pde_for(stage.pde)
+
+    def loss(self, stage: Stage) -> PINNLoss:
+        return self.c.loss_for(self.dtype(stage), self.pde(stage), stage.batch_size)
+
+    def fixed_points(self, stage: Stage):
+        """Point sets drawn once per run (from the seed), the same for every stage of one PDE."""
+        return self.cached(("fixed", stage.pde_key, stage.batch_size), lambda: self.loss(stage).fixed_points(self.points_key))
+
+    def stepper(self, stage: Stage) -> PhaseStepper:
+        make = lambda: build_stepper(stage, self.loss(stage), self.fixed_points(stage), self.lr_scale)  # noqa: E731
+        return self.cached(("stepper", stage.signature, self.lr_scale), make)
+
+    def evaluator(self, stage: Stage | None) -> Evaluator:
+        """The stage's reference (its window's part when time-marching); None: the last stage's whole horizon."""
+        last = self.stages[-1]
+        key = ("evaluator", (stage or last).pde_key, stage.time_range if stage else None)
+
+        def make():
+            pde = self.pde(stage or last)
+            reference = self.cached(("reference", (stage or last).pde_key), pde.reference)
+            if stage is not None and stage.time_range is not None:
+                reference = slice_reference(reference, pde.time_axis, *stage.time_range)
+            return Evaluator(pde, self.train_cfg["eval_batch_size"], reference)
+
+        return self.cached(key, make)
 
     # ----- state -----
     def init_state(self) -> TrainState:
         seed = int(self.train_cfg["seed"])
-        init_key, points_key, train_key = jax.random.split(jax.random.PRNGKey(seed), 3)
+        self.init_key, self.points_key, self.train_key = jax.random.split(jax.random.PRNGKey(seed), 3)
+        first = self.stages[0]
         if self.options.init_params is not None:
             params = jax.tree.map(lambda x: jnp.asarray(x, self.c.dtype), self.options.init_params)
         else:
-            params = self.physics_informed_init(self.c.model.init(init_key))
-        self.fixed_points = self.c.loss.fixed_points(points_key)
+            params = self.fresh_params(first)
         weights = {k: jnp.asarray(v, self.c.dtype) for k, v in self.c.weights.items()}
-        return TrainState(jnp.asarray(0, jnp.int32), params, None, weights, train_key)
+        return TrainState(jnp.asarray(0, jnp.int32), params, None, weights, self.train_key, StageContext(None, {}))
 
-    def physics_informed_init(self, params):
-        """Fit the output layer to the initial condition by least squares (arch.pi_init, PirateNet)."""
-        model = self.c.model
-        initial = self.c.pde.initial_condition()
+    def fresh_params(self, stage: Stage):
+        """A new network from the seed, its output layer fitted to the initial condition by least squares
+        (arch.pi_init, PirateNet)."""
+        model = self.c.model_for(self.dtype(stage))
+        params = model.init(self.init_key)
+        initial = self.pde(stage).initial_condition()
         if not self.cfg["arch"].get("pi_init") or model.fit_output is None or initial is None:
             return params
         points, values = initial
-        return model.fit_output(params, jnp.asarray(points, self.c.dtype), jnp.asarray(values, self.c.dtype))
+        dtype = self.dtype(stage)
+        return model.fit_output(params, jnp.asarray(points, dtype), jnp.asarray(values, dtype))
 
-    def dtype(self, phase: Phase):
-        return jnp.float64 if phase.precision == "float64" else jnp.float32
+    def stage_context(self, stage: Stage, previous: Stage | None, params) -> StageContext:
+        """The stage's window and targets: from the previous stage's network at the window start when
+        the stage carries the initial condition, else from the PDE's own initial field. Evaluated once."""
+        loss = self.loss(stage)
+        time_range = None if stage.time_range is None else np.asarray(stage.time_range)
+        if previous is not None and stage.carry.initial_condition:
+            apply = self.c.model_for(self.dtype(previous)).apply
+            fn = self.cached(("context", stage.signature, previous.precision), lambda: jax.jit(
+                lambda params, fixed, time_range: loss.context(fixed, time_range, lambda z: apply(params, z))
+            ))
+            return fn(params, self.fixed_points(stage), time_range)
+        pde = self.pde(stage)
+        fn = self.cached(("context", stage.signature), lambda: jax.jit(
+            lambda fixed, time_range: loss.context(fixed, time_range, pde.initial_field)
+        ))
+        return fn(self.fixed_points(stage), time_range)
 
-    def prepare_phase(self, phase: Phase) -> None:
-        """Build the phase's stepper (its learning rate scaled down by any rollbacks)."""
-        if self.lr_scale != 1.0 and "lr" in phase.cfg:
-            phase = dataclasses.replace(phase, cfg={**phase.cfg, "lr": phase.cfg["lr"] * self.lr_scale})
-        self.phase = phase
-        self.stepper = build_stepper(phase, self.c.loss_for(self.dtype(phase)), self.fixed_points)
-
-    def enter_phase(self, phase: Phase, state: TrainState) -> TrainState:
-        """Cast the state to the phase's precision and start its optimizer."""
-        dtype = self.dtype(phase)
+    def enter_stage(self, stage: Stage, state: TrainState, previous: Stage | None, quiet: bool = False) -> TrainState:
+        """Apply the stage's carry rule, cast the state to its precision and start its optimizer."""
+        dtype = self.dtype(stage)
         cast = lambda tree: jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)  # noqa: E731
-        params, weights = cast(state.params), cast(state.weights)
-        self.prepare_phase(phase)
-        opt_state = self.stepper.init(params, jax.random.fold_in(state.key, phase.index))
-        if len(self.phases) > 1:
-            self.progress.message(f"phase {phase.index + 1}/{len(self.phases)}: {phase.name} from step {phase.start} ({phase.precision})")
-        state = state._replace(params=params, opt_state=opt_state, weights=weights)
+        carry = stage.carry
+        context = self.stage_context(stage, previous, state.params)
+        params = state.params if previous is None or carry.params else self.fresh_params(stage)
+        weights = state.weights
+        if previous is not None and not carry.weights:
+            weights = {k: jnp.asarray(v) for k, v in self.c.weights_for(self.pde(stage)).items()}
+        params, weights = cast(params), cast(weights)
+        key = state.key if previous is None or carry.rng else self.train_key
+        if previous is not None and carry.opt_state:
+            opt_state = state.opt_state
+        else:
+            opt_state = self.stepper(stage).init(params, jax.random.fold_in(key, stage.index), context)
+        if not quiet:
+            self.announce(stage, previous)
+        state = state._replace(params=params, opt_state=opt_state, weights=weights, key=key, context=context)
         # An optimizer's init may keep references to the params (L-BFGS does): the chunk donates its
         # input, and XLA refuses to donate one buffer twice, so give every leaf its own buffer.
         return self.c.replicate(jax.tree.map(jnp.copy, state))
 
-    def _chunk_fn(self, phase: Phase, length: int, state: TrainState) -> Callable:
-        key = (phase.index, length, self.lr_scale)
-        if key not in self._compiled:
-            if not self._compiled:
+    def announce(self, stage: Stage, previous: Stage | None) -> None:
+        if stage.entry != (previous.entry if previous else 0) or (previous is None and self.stages[-1].entry):
+            self.progress.message(f"stage {stage.entry + 1}/{self.stages[-1].entry + 1}: {stage.name.split('/')[0]} from step {stage.start}")
+        if stage.window is not None and (previous is None or previous.window != stage.window):
+            t0, t1 = stage.time_range
+            self.progress.message(f"time window {stage.window + 1}/{self.windows}: t in [{t0:.4g}, {t1:.4g}]")
+        if stage.phase is not None:
+            phases = [s for s in self.stages if s.entry == stage.entry and s.window == stage.window]
+            position = phases.index(stage) + 1
+            self.progress.message(f"phase {position}/{len(phases)}: {stage.phase} from step {stage.start} ({stage.precision})")
+
+    def _chunk_fn(self, stage: Stage, length: int, state: TrainState) -> Callable:
+        key = ("chunk", stage.signature, length, self.lr_scale)
+        if key not in self._cache:
+            if not self.compilations:
                 self.progress.message(f"compiling the training step ({length} steps per call) ...")
             start = time.perf_counter()
-            chunk = make_chunk(self.stepper, length)
-            self._compiled[key] = jax.jit(chunk, donate_argnums=0).lower(state).compile()
+            chunk = make_chunk(self.stepper(stage), length)
+            self._cache[key] = jax.jit(chunk, donate_argnums=0).lower(state).compile()
             seconds = time.perf_counter() - start
             self.compile_seconds += seconds
+            self.compilations += 1
             self.progress.message(f"compiled in {seconds:.1f} s")
-        return self._compiled[key]
+        return self._cache[key]
 
     # ----- checkpoints -----
-    def checkpoint_metadata(self, phase: Phase, step: int) -> dict[str, Any]:
+    def checkpoint_metadata(self, stage: Stage, step: int) -> dict[str, Any]:
+        index, before, entered = self.stage_seconds
         return {
             **self.options.metadata,
             "step": step,
-            "phase": phase.index,
+            "stage": stage.index,
+            "stage_name": stage.name,
+            "stage_seconds": before + time.perf_counter() - entered if index == stage.index else 0.0,
+            "stages_done": [self.stage_records[i] for i in sorted(self.stage_records)],
             "best_rel_l2": self.best,
             "lr_scale": self.lr_scale,
             "rollbacks": self.rollbacks,
         }
 
-    def save_checkpoint(self, phase: Phase, state: TrainState, step: int, metric: float | None, force: bool = False) -> None:
+    def save_checkpoint(self, stage: Stage, state: TrainState, step: int, metric: float | None, force: bool = False) -> None:
         if self.checkpointer is None:
             return
         # Orbax copies the arrays to the host before save() returns, so the next chunk may donate them.
-        self.checkpointer.save(step, state, self.checkpoint_metadata(phase, step), metric=metric, force=force)
+        self.checkpointer.save(step, state, self.checkpoint_metadata(stage, step), metric=metric, force=force)
 
-    def restore_checkpoint(self, state: TrainState) -> tuple[TrainState, Phase, int]:
-        """The latest restorable checkpoint (damaged newer ones are skipped): (state, its phase, its step)."""
+    def restore_checkpoint(self, state: TrainState) -> tuple[TrainState, int, int]:
+        """The latest restorable checkpoint (damaged newer ones are skipped): (state, its stage's index, its step).
 
-        def template(metadata):  # the optimizer state's structure is that of the checkpoint's phase
-            return self.enter_phase(self.phases[int(metadata.get("phase", 0))], state)
+        The stage comes from the checkpoint's metadata, so resume and rollback both continue in the
+        stage the checkpoint was saved in, whichever stage was running before.
+        """
 
-        restored, metadata, restored_step = self.checkpointer.restore(template)
-        phase = self.phases[int(metadata.get("phase", 0))]
+        def template(metadata):  # the optimizer state's structure is that of the checkpoint's stage
+            return self.enter_stage(self.stages[int(metadata.get("stage", 0))], state, None, quiet=True)
+
+        restored, metadata, step = self.checkpointer.restore(template)
+        index = int(metadata.get("stage", 0))
         self.lr_scale = float(metadata.get("lr_scale", 1.0))
         self.rollbacks = int(metadata.get("rollbacks", 0))
         self.best = {k: float(v) for k, v in metadata.get("best_rel_l2", {}).items()}
-        self.prepare_phase(phase)
-        return restored, phase, restored_step
+        self.stage_records = {r["index"]: r for r in metadata.get("stages_done", [])}
+        self.stage_seconds = (index, float(metadata.get("stage_seconds", 0.0)), time.perf_counter())
+        stage = self.stages[index]
+        for k in range(stage.window or 0):  # the finished windows' networks, for the whole-horizon errors
+            self.window_params[k] = load_params(self.run_dir / "windows" / f"window_{k}.npz", restored.params)
+        return restored, index, step
 
     # ----- evaluation and diagnostics -----
-    def evaluate(self, phase: Phase, params) -> Evaluation:
-        dtype = self.dtype(phase)
-        return self.evaluator(self.c.model_for(dtype).apply, params, dtype)
+    def evaluate(self, stage: Stage, params) -> Evaluation:
+        dtype = self.dtype(stage)
+        return self.evaluator(stage)(self.c.model_for(dtype).apply, params, dtype)
 
-    def per_term_gradients(self, phase: Phase, state: TrainState, salt: int):
-        """Per-term gradients (leading axis of K terms) on a fresh batch."""
-        loss = self.c.loss_for(self.dtype(phase))
-        points = loss.sample(jax.random.fold_in(state.key, salt), self.fixed_points)
-        return loss.per_term_gradients(state.params, points)
+    def counts_for_best(self, stage: Stage) -> bool:
+        """Best errors and the best checkpoint are of the final problem (not of a window's part of it or
+        of an earlier curriculum stage)."""
+        return stage.time_range is None and stage.pde_key == self.stages[-1].pde_key
 
-    def alignment_metrics(self, phase: Phase, state: TrainState) -> dict[str, float]:
-        if phase.index not in self._alignment_fns:
-            optim = phase.cfg
+    def alignment_metrics(self, stage: Stage, state: TrainState) -> dict[str, float]:
+        def make():
+            loss, optim, fixed = self.loss(stage), stage.optim, self.fixed_points(stage)
 
             def fn(state):
-                per_term = self.per_term_gradients(phase, state, salt=1)
+                batch = loss.sample(jax.random.fold_in(state.key, 1), fixed, state.context)
+                per_term = loss.per_term_gradients(state.params, batch)
                 preconditioned = alignment.precondition(
                     state.opt_state, per_term, eps=optim.get("eps", 1e-8), b2=optim.get("b2", 0.999), batched=True
                 )
                 return alignment.alignment_metrics(self.term_names, per_term, preconditioned)
 
-            self._alignment_fns[phase.index] = jax.jit(fn)
-        return {k: float(v) for k, v in jax.device_get(self._alignment_fns[phase.index](state)).items()}
+            return jax.jit(fn)
+
+        fn = self.cached(("alignment", stage.signature), make)
+        return {k: float(v) for k, v in jax.device_get(fn(state)).items()}
 
     def _log(self, record: dict[str, Any]) -> None:
         for sink in self.sinks:
@@ -366,125 +426,169 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         from pinnrun.preemption import PreemptionGuard
 
-        total = int(self.train_cfg["steps"])
-        log_every, eval_every, align_every = self.intervals()
-        length = chunk_length(self.train_cfg, log_every, eval_every, align_every, self.weighting.interval, self.checkpoint_every)
-
         state = self.init_state()
-        step, resumed_phase = 0, None
+        index, step, entered = 0, 0, False
         metrics_path = self.run_dir / "metrics.jsonl"
         if self.options.resume and self.checkpointer.latest_step() is not None:
-            state, resumed_phase, step = self.restore_checkpoint(state)
+            state, index, step = self.restore_checkpoint(state)
+            entered = True
             if self.main_process:
-                truncate_metrics(metrics_path, step + self.options.step_offset)
+                truncate_metrics(metrics_path, step)
             self.progress.message(f"resuming from the checkpoint at step {step}")
         self.start_step = step
         self.jsonl = JsonlSink(metrics_path if self.main_process else None)
         self.sinks = [self.jsonl, *self.extra_sinks]
-
-        record: dict[str, Any] = {}
-        train_seconds = 0.0
+        self.train_seconds = 0.0
+        self.record: dict[str, Any] = {}
         wall_start = time.perf_counter()
-        on_nan = self.train_cfg.get("on_nan", "stop")
         with PreemptionGuard() as guard:
-            phase_index = resumed_phase.index if resumed_phase is not None else 0
-            while phase_index < len(self.phases):
-                phase = self.phases[phase_index]
-                if resumed_phase is None or phase.index != resumed_phase.index:
-                    state = self.enter_phase(phase, state)
-                resumed_phase = None
-                while step < phase.end:
-                    if self.weighting.due(step, phase):
-                        loss = self.c.loss_for(self.dtype(phase))
-                        state = state._replace(weights=self.weighting.update(phase, loss, self.fixed_points, state))
-                    n = min(length - step % length, phase.end - step)
-                    chunk = self._chunk_fn(phase, n, state)
-                    start = time.perf_counter()
-                    state, metrics = chunk(state)
-                    metrics = jax.device_get(metrics)  # waits for the chunk: the only host sync per chunk
-                    train_seconds += time.perf_counter() - start
-                    problem = self.check_finite(metrics, step)
-                    if problem:
-                        if on_nan == "rollback" and self.can_roll_back(phase):
-                            state, phase, step = self.roll_back(problem, state)
-                            self.jsonl.truncate(step + self.options.step_offset)
-                            continue
-                        if self.checkpointer is not None:
-                            self.checkpointer.wait()
-                        raise FloatingPointError(problem + "; the last finite checkpoints are kept")
-                    step += n
-                    record = self.after_chunk(phase, state, step, metrics, wall_start)
-                    errors = {k[len("rel_l2/") :]: v for k, v in record.items() if k.startswith("rel_l2/")}
-                    rate = (step - self.start_step) / train_seconds if train_seconds > 0 else 0.0
-                    self.progress.update(step, rate, record.get("loss"), errors or None)
-                    if guard.requested:
-                        self.stop_for_signal(guard, phase, state, step)
-                phase_index += 1
+            while index < len(self.stages):
+                stage = self.stages[index]
+                if not entered:
+                    state = self.enter_stage(stage, state, self.stages[index - 1] if index else None)
+                    self.stage_seconds = (index, 0.0, time.perf_counter())
+                state, step, restored = self.run_stage(stage, state, step, guard, wall_start)
+                if restored is not None:  # rolled back: continue in the checkpoint's stage
+                    index, entered = restored, True
+                    continue
+                self.finish_stage(stage, state)
+                index, entered = index + 1, False
+        return self.finish(state, wall_start)
 
+    def run_stage(self, stage: Stage, state: TrainState, step: int, guard, wall_start: float):
+        """Steps until the stage's end: (state, step, None), or (state, step, stage index) after a rollback."""
+        log_every, eval_every, align_every = self.intervals()
+        length = chunk_length(self.train_cfg, log_every, eval_every, align_every, self.weighting.interval, self.checkpoint_every)
+        while step < stage.end:
+            if self.weighting.due(step, stage):
+                state = state._replace(weights=self.weighting.update(stage, self.loss(stage), self.fixed_points(stage), state))
+            n = min(length - step % length, stage.end - step)
+            chunk = self._chunk_fn(stage, n, state)
+            start = time.perf_counter()
+            state, metrics = chunk(state)
+            metrics = jax.device_get(metrics)  # waits for the chunk: the only host sync per chunk
+            self.train_seconds += time.perf_counter() - start
+            problem = self.check_finite(metrics, step)
+            if problem:
+                if self.train_cfg.get("on_nan", "stop") == "rollback" and self.can_roll_back(stage):
+                    state, index, step = self.roll_back(problem, state)
+                    self.jsonl.truncate(step)
+                    return state, step, index
+                if self.checkpointer is not None:
+                    self.checkpointer.wait()
+                raise FloatingPointError(problem + "; the last finite checkpoints are kept")
+            step += n
+            self.record = self.after_chunk(stage, state, step, metrics, wall_start) or self.record
+            errors = {k[len("rel_l2/") :]: v for k, v in self.record.items() if k.startswith("rel_l2/")}
+            rate = (step - self.start_step) / self.train_seconds if self.train_seconds > 0 else 0.0
+            self.progress.update(step, rate, self.record.get("loss"), errors or None)
+            if guard.requested:
+                self.stop_for_signal(guard, stage, state, step)
+        return state, step, None
+
+    def finish_stage(self, stage: Stage, state: TrainState) -> None:
+        """Record the stage (its final errors and wall time), keep a finished window's network, checkpoint."""
         evaluated_at, evaluation = self.latest_evaluation or (None, None)
-        if evaluated_at != total:  # the last chunk evaluates; only a run resumed at its end has not
-            evaluation = self.evaluate(self.phases[-1], state.params)
-        self.best = {k: min(self.best.get(k, math.inf), v) for k, v in evaluation.rel_l2.items()}
-        self.save_checkpoint(self.phases[-1], state, total, metric=_mean(evaluation.rel_l2), force=True)
+        if evaluated_at != stage.end:  # resumed at the stage's end: its last chunk's evaluation is gone
+            evaluation = self.evaluate(stage, state.params)
+            self.latest_evaluation = (stage.end, evaluation)
+        _, before, entered = self.stage_seconds
+        self.stage_records[stage.index] = {
+            "index": stage.index,
+            "name": stage.name,
+            "start": stage.start,
+            "end": stage.end,
+            "steps": stage.steps,
+            "optimizer": stage.optim["name"],
+            "precision": stage.precision,
+            "final_rel_l2": evaluation.rel_l2,
+            "wall_seconds": before + time.perf_counter() - entered,
+        }
+        following = self.stages[stage.index + 1] if stage.index + 1 < len(self.stages) else None
+        if stage.window is not None and (following is None or (following.entry, following.window) != (stage.entry, stage.window)):
+            self.window_params[stage.window] = state.params
+            if self.main_process:
+                (self.run_dir / "windows").mkdir(exist_ok=True)
+                save_params(state.params, self.run_dir / "windows" / f"window_{stage.window}.npz")
+        metric = _mean(evaluation.rel_l2) if self.counts_for_best(stage) else None
+        self.save_checkpoint(stage, state, stage.end, metric=metric, force=True)
+
+    def finish(self, state: TrainState, wall_start: float) -> dict[str, Any]:
+        """The whole run's evaluation (each time's own window when time-marching), summary and outputs."""
+        last = self.stages[-1]
+        if last.window is not None:
+            dtype = self.dtype(last)
+            edges = window_edges(*self.pde(last).bounds["t"], self.windows)
+            combined = piecewise_apply(self.c.model_for(dtype).apply, edges, self.pde(last).time_axis)
+            evaluation = self.evaluator(None)(combined, [self.window_params[k] for k in range(self.windows)], dtype)
+            self.best = dict(evaluation.rel_l2)
+        else:
+            evaluation = self.latest_evaluation[1]  # finish_stage evaluated the last stage at its end
+            self.best = {k: min(self.best.get(k, math.inf), v) for k, v in evaluation.rel_l2.items()}
         self.checkpointer_wait()
         self.final_state, self.final_evaluation = state, evaluation
-        executed = total - self.start_step
+        executed = self.total - self.start_step
         summary = {
-            "steps": total,
+            "steps": self.total,
             "steps_executed": executed,
             "resumed_from_step": self.start_step if self.options.resume else None,
-            "steps_per_second": executed / train_seconds if train_seconds > 0 else None,
+            "steps_per_second": executed / self.train_seconds if self.train_seconds > 0 else None,
             "compile_seconds": self.compile_seconds,
+            "compilations": self.compilations,
             "wall_seconds": time.perf_counter() - wall_start,
             "final_rel_l2": evaluation.rel_l2,
             "best_rel_l2": dict(self.best),
             "final_max_abs": evaluation.max_abs,
-            "final_loss": record.get("loss"),
-            **run_facts(self.cfg, self.c.pde),
+            "final_loss": self.record.get("loss"),
+            **run_facts(self.cfg, self.pde(last), self.stages),
             "rollbacks": self.rollbacks,
+            "stages": [self.stage_records[i] for i in sorted(self.stage_records)],
         }
-        if self.options.final_outputs and self.main_process:
-            self.write_outputs(state, evaluation, summary)
-        if self.options.close_sinks:
-            for sink in self.sinks:
-                sink.close(summary)
-        else:
-            self.jsonl.close(summary)
+        if self.windows > 1:
+            summary["time_windows"] = self.windows
+        if self.main_process:
+            if self.windows == 1:  # time-marching: one network per window, in windows/
+                save_params(state.params, self.run_dir / "params.npz")
+            write_run_outputs(self.run_dir, self.evaluator(None).reference, evaluation, summary, self.train_cfg["figures"], self.sinks)
+        for sink in self.sinks:
+            sink.close(summary)
         if self.checkpointer is not None:
             self.checkpointer.close()
         return summary
 
-    def after_chunk(self, phase: Phase, state: TrainState, step: int, metrics: dict[str, Any], wall_start: float) -> dict[str, Any]:
+    def after_chunk(self, stage: Stage, state: TrainState, step: int, metrics: dict[str, Any], wall_start: float) -> dict[str, Any]:
         """Log, evaluate and checkpoint at the step just reached; returns the record written."""
         log_every, eval_every, align_every = self.intervals()
-        last = step == phase.end
+        last = step == stage.end
         record: dict[str, Any] = {}
         if step % log_every == 0 or last:
             record.update({k: float(v) for k, v in metrics.items()})
-            lr = learning_rate(phase, step - 1)
+            lr = learning_rate(stage, step - 1)
             if lr is not None:
                 record["lr"] = lr * self.lr_scale
             record.update({f"weight/{k}": float(v) for k, v in state.weights.items()})
-            if len(self.phases) > 1:
-                record["phase"] = phase.name
         if align_every and (step % align_every == 0 or last):
-            record.update(self.alignment_metrics(phase, state))
+            record.update(self.alignment_metrics(stage, state))
         metric = None
         if step % eval_every == 0 or last:
-            evaluation = self.evaluate(phase, state.params)
+            evaluation = self.evaluate(stage, state.params)
             self.latest_evaluation = (step, evaluation)
             record.update(evaluation.metrics())
-            metric = _mean(evaluation.rel_l2)
-            for k, v in evaluation.rel_l2.items():
-                self.best[k] = min(self.best.get(k, math.inf), v)
+            if self.counts_for_best(stage):
+                metric = _mean(evaluation.rel_l2)
+                for k, v in evaluation.rel_l2.items():
+                    self.best[k] = min(self.best.get(k, math.inf), v)
         if record:
-            record = {"step": step + self.options.step_offset, "wall_seconds": time.perf_counter() - wall_start, **self.options.record_extras, **record}
+            labels = {"stage": stage.name} if len(self.stages) > 1 else {}
+            labels.update({"phase": stage.phase} if stage.phase else {})
+            labels.update({"window": stage.window} if stage.window is not None else {})
+            record = {"step": step, "wall_seconds": time.perf_counter() - wall_start, **labels, **record}
             self._log(record)
-        if self.checkpoint_every and step % self.checkpoint_every == 0:
-            self.save_checkpoint(phase, state, step, metric)
+        if self.checkpoint_every and step % self.checkpoint_every == 0 and not last:  # finish_stage saves the last
+            self.save_checkpoint(stage, state, step, metric)
         return record
 
-    def stop_for_signal(self, guard, phase: Phase, state: TrainState, step: int) -> None:
+    def stop_for_signal(self, guard, stage: Stage, state: TrainState, step: int) -> None:
         """Save and wait for the files, then hand the signal to whoever handled it before us.
 
         With no earlier Python handler, exit with RESUMABLE_EXIT_CODE. An earlier handler (submitit's)
@@ -495,7 +599,7 @@ class Trainer:
 
         if self.checkpointer is None:
             self.checkpointer = self.make_checkpointer()
-        self.save_checkpoint(phase, state, step, metric=None, force=True)
+        self.save_checkpoint(stage, state, step, metric=None, force=True)
         self.checkpointer_wait()
         if guard.forwards_to_python_handler():
             for sink in self.sinks:
@@ -518,45 +622,17 @@ class Trainer:
         if self.checkpointer is not None:
             self.checkpointer.wait()
 
-    def can_roll_back(self, phase: Phase) -> bool:
+    def can_roll_back(self, stage: Stage) -> bool:
         limit = int(self.train_cfg.get("max_rollbacks", 3))
-        if self.checkpointer is None or phase.name == "lbfgs" or self.rollbacks >= limit:
+        if self.checkpointer is None or stage.is_lbfgs or self.rollbacks >= limit:
             return False
         self.checkpointer.wait()
         return self.checkpointer.latest_step() is not None
 
-    def roll_back(self, problem: str, state: TrainState) -> tuple[TrainState, Phase, int]:
-        """Restore the latest checkpoint and halve the learning rate."""
+    def roll_back(self, problem: str, state: TrainState) -> tuple[TrainState, int, int]:
+        """Restore the latest checkpoint (in whichever stage it was saved) and halve the learning rate."""
         rollbacks, scale = self.rollbacks + 1, self.lr_scale * 0.5
-        restored, phase, step = self.restore_checkpoint(state)
+        restored, index, step = self.restore_checkpoint(state)
         self.lr_scale, self.rollbacks = scale, rollbacks
-        self.prepare_phase(phase)
         self.progress.message(f"{problem}: rolled back to step {step}, learning rate x{self.lr_scale:g} (rollback {self.rollbacks})")
-        return restored, phase, step
-
-    def write_outputs(self, state: TrainState, evaluation: Evaluation, summary: dict[str, Any]) -> None:
-        save_params(state.params, self.run_dir / "params.npz")
-        write_run_outputs(self.run_dir, self.evaluator.reference, evaluation, summary, self.train_cfg["figures"], self.sinks)
-
-
-def write_run_outputs(run_dir: Path, reference, evaluation: Evaluation, summary: dict[str, Any], make_figures: bool, sinks=()) -> None:
-    """error_vs_t.npz, the figures (also to sinks that take images) and summary.json, written last."""
-    if evaluation.rel_l2_vs_t is not None:
-        np.savez(run_dir / "error_vs_t.npz", t=reference.axes["t"], **evaluation.rel_l2_vs_t)
-    if make_figures:
-        from pinnrun import figures
-        from pinnrun.plot import plot_training
-
-        images = {
-            "solution": figures.plot_solution(reference, evaluation, run_dir / "solution.png"),
-            "training": plot_training(run_dir),
-        }
-        if evaluation.rel_l2_vs_t is not None:
-            images["error_vs_t"] = figures.plot_error_vs_time(reference.axes["t"], evaluation, run_dir / "error_vs_t.png")
-        images = {k: v for k, v in images.items() if v is not None}
-        for sink in sinks:
-            if hasattr(sink, "log_images"):
-                sink.log_images(images, step=summary.get("steps"))
-    tmp = run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(run_dir / "summary.json")
+        return restored, index, step

@@ -37,7 +37,7 @@ from pinnrun import alignment
 from pinnrun.build import build, jax_settings
 from pinnrun.config import validate
 from pinnrun.optim.factory import build_optimizer
-from pinnrun.phases import build_stepper, plan_phases
+from pinnrun.phases import build_stepper
 from pinnrun.trainer import TrainState, make_chunk
 
 
@@ -51,13 +51,12 @@ def initial_state(components, seed: int = 0):
     params = components.model.init(init_key)
     fixed = components.loss.fixed_points(points_key)
     weights = {k: jnp.asarray(v, components.dtype) for k, v in components.weights.items()}
-    state = TrainState(jnp.asarray(0, jnp.int32), params, None, weights, train_key)
+    state = TrainState(jnp.asarray(0, jnp.int32), params, None, weights, train_key, components.loss.default_context(fixed))
     return state, fixed
 
 
 def stepper_for(cfg, components, fixed):
-    phase = plan_phases(cfg["optim"], int(cfg["train"]["steps"]), cfg["train"]["precision"])[0]
-    return build_stepper(phase, components.loss, fixed)
+    return build_stepper(components.stages[0], components.loss, fixed)
 
 
 def pinnrun_runner(cfg, components, steps: int, after_chunk: Callable | None = None) -> tuple[Callable[[], None], float]:
@@ -67,7 +66,7 @@ def pinnrun_runner(cfg, components, steps: int, after_chunk: Callable | None = N
     """
     state, fixed = initial_state(components)
     stepper = stepper_for(cfg, components, fixed)
-    state = state._replace(opt_state=stepper.init(state.params, state.key))
+    state = state._replace(opt_state=stepper.init(state.params, state.key, state.context))
     start = time.perf_counter()
     chunk = jax.jit(make_chunk(stepper, steps)).lower(state).compile()
     if after_chunk is not None:
@@ -209,7 +208,7 @@ def section_alignment(args) -> None:
 
         @jax.jit
         def diagnostics(state):
-            points = loss.sample(jax.random.fold_in(state.key, 1), fixed)
+            points = loss.sample(jax.random.fold_in(state.key, 1), fixed, state.context)
             per_term = loss.per_term_gradients(state.params, points)
             preconditioned = alignment.precondition(state.opt_state, per_term, batched=True)
             return alignment.alignment_metrics(term_names, per_term, preconditioned)

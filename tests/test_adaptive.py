@@ -39,7 +39,8 @@ def test_ntk_targets_match_brute_force_jacobians():
     loss, params, points = small_wave_loss(batch=16)
     traces = []
     for ps in loss.point_sets:
-        residuals = lambda p, ps=ps: jax.vmap(lambda z: ps.residuals(lambda zz: loss.apply(p, zz), z))(points[ps.name])  # noqa: E731
+        y = points.context.targets.get(ps.name)
+        residuals = lambda p, ps=ps, y=y: jax.vmap(lambda z, y: ps.evaluate(lambda zz: loss.apply(p, zz), z, y))(points.points[ps.name], y)  # noqa: E731
         for term in ps.terms:
             jac = jax.jit(jax.jacrev(lambda p, term=term, residuals=residuals: residuals(p)[term].reshape(-1)))(params)
             rows = sum(jnp.sum(leaf.reshape(leaf.shape[0], -1) ** 2, axis=1) for leaf in jax.tree.leaves(jac))

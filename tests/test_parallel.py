@@ -49,7 +49,7 @@ def test_the_batch_is_split_across_devices(tmp_path):
             components = build(cfg)
             loss = components.loss
             points = jax.jit(lambda key: loss.sample(key, {}))(jax.random.PRNGKey(0))
-            for name, p in points.items():
+            for name, p in points.points.items():
                 shards = sorted(tuple(s.data.shape) for s in p.addressable_shards)
                 print(name, p.shape, p.sharding.spec, shards)
             params = components.replicate(components.model.init(jax.random.PRNGKey(0)))

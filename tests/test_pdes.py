@@ -17,7 +17,9 @@ def residual_rms(pde, f, key=jax.random.PRNGKey(0), n=256):
     out = {}
     for ps in pde.point_sets():
         points = ps.sample(jax.random.fold_in(key, hash(ps.name) % 1000), n).astype(jnp.float64)
-        res = jax.vmap(lambda z: ps.residuals(f, z))(points)
+        # An initial set compares with its target, here the PDE's own initial condition.
+        targets = jax.vmap(lambda z: ps.target(pde.initial_field, z))(points) if ps.target else None
+        res = jax.vmap(lambda z, y: ps.evaluate(f, z, y))(points, targets)
         out.update({k: float(jnp.sqrt(jnp.mean(v**2))) for k, v in res.items()})
     return out
 

@@ -35,10 +35,12 @@ def point_set(pde, name):
 
 
 def residual_at(pde, u, points, term="res", set_name="interior"):
-    """The module's residual of the field u(t, x) at points [n, 2]."""
+    """The module's residual of the field u(t, x) at points [n, 2] (initial terms: against the PDE's
+    own initial condition, the target of the first time window)."""
     ps = point_set(pde, set_name)
     f = lambda z: jnp.reshape(u(z[0], z[1]), (1,))  # noqa: E731
-    return np.asarray(jax.vmap(lambda z: ps.residuals(f, z)[term])(jnp.asarray(points))[:, 0])
+    target = (lambda z: ps.target(pde.initial_field, z)) if ps.target is not None else (lambda z: None)  # noqa: E731
+    return np.asarray(jax.vmap(lambda z: ps.evaluate(f, z, target(z))[term])(jnp.asarray(points))[:, 0])
 
 
 def interior_points(pde, n=200, seed=0):

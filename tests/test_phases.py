@@ -12,7 +12,8 @@ import pytest
 
 from conftest import QUICK, read_jsonl
 from pinnrun.optim.factory import build_optimizer
-from pinnrun.phases import make_lbfgs, plan_phases
+from pinnrun.phases import make_lbfgs
+from pinnrun.stages import plan_stages
 
 
 def test_lbfgs_converges_on_rosenbrock():
@@ -36,16 +37,21 @@ def test_lbfgs_converges_on_rosenbrock():
     np.testing.assert_allclose(params, [1.0, 1.0], atol=1e-3)
 
 
+def plan_phases(optim, steps, precision):
+    cfg = {"train": {"steps": steps, "batch_size": 8, "time_windows": 1, "precision": precision}, "optim": optim, "pde": {}}
+    return plan_stages(cfg, lambda pde: (0.0, 1.0))
+
+
 def test_plan_phases_splits_the_steps():
     cfg = {"name": "phased", "phases": [{"name": "adam", "steps": None}, {"name": "lbfgs", "steps": 30, "precision": "float64"}]}
     phases = plan_phases(cfg, 100, "float32")
-    assert [(p.name, p.start, p.end, p.precision) for p in phases] == [("adam", 0, 70, "float32"), ("lbfgs", 70, 100, "float64")]
+    assert [(p.phase, p.start, p.end, p.precision) for p in phases] == [("adam", 0, 70, "float32"), ("lbfgs", 70, 100, "float64")]
     single = plan_phases({"name": "adam"}, 100, "float32")
-    assert [(p.start, p.end) for p in single] == [(0, 100)]
+    assert [(p.start, p.end, p.name, p.phase) for p in single] == [(0, 100, "adam", None)]
     with pytest.raises(ValueError, match="optim.phases"):
-        plan_phases({"phases": [{"name": "adam", "steps": 80}, {"name": "lbfgs", "steps": 30}]}, 100, "float32")
-    with pytest.raises(ValueError, match="at most one phase"):
-        plan_phases({"phases": [{"name": "adam", "steps": None}, {"name": "soap", "steps": None}]}, 100, "float32")
+        plan_phases({"name": "phased", "phases": [{"name": "adam", "steps": 80}, {"name": "lbfgs", "steps": 30}]}, 100, "float32")
+    with pytest.raises(ValueError, match="at most one entry"):
+        plan_phases({"name": "phased", "phases": [{"name": "adam", "steps": None}, {"name": "soap", "steps": None}]}, 100, "float32")
 
 
 def test_clip_norm_wraps_every_optimizer():
@@ -88,17 +94,51 @@ def test_soap_chunk_runs_without_host_callbacks():
 
     from pinnrun.build import build, jax_settings
     from pinnrun.config import validate
-    from pinnrun.phases import build_stepper, plan_phases
+    from pinnrun.losses import StageContext
+    from pinnrun.phases import build_stepper
     from pinnrun.trainer import TrainState, make_chunk
 
     with initialize_config_module(config_module="pinnrun.conf", version_base="1.3"):
         cfg = validate(compose(config_name="config", overrides=["optim=soap", "arch.width=8", "arch.depth=2", "train.batch_size=16"]))
     with jax_settings(cfg):
         components = build(cfg)
-        phase = plan_phases(cfg["optim"], 10, "float32")[0]
-        stepper = build_stepper(phase, components.loss, {})
+        stepper = build_stepper(components.stages[0], components.loss, {})
         params = components.model.init(jax.random.PRNGKey(0))
-        state = TrainState(jnp.asarray(0, jnp.int32), params, stepper.init(params, None), {k: jnp.asarray(1.0) for k in components.weights}, jax.random.PRNGKey(1))
+        context = StageContext(None, {})
+        weights = {k: jnp.asarray(1.0) for k in components.weights}
+        state = TrainState(jnp.asarray(0, jnp.int32), params, stepper.init(params, None, context), weights, jax.random.PRNGKey(1), context)
         hlo = jax.jit(make_chunk(stepper, 5)).lower(state).as_text()
     assert "while" in hlo  # the scan over steps
     assert "callback" not in hlo.lower() and "host" not in hlo.lower()
+
+
+@pytest.mark.parametrize("mode", [True, "textbook"])
+def test_schedule_free_is_the_papers_chain(mode):
+    """optim.schedule_free=true builds chain(clip, schedule_free(soap(schedule, b1=0.9), schedule, b1=0.9))
+    as the paper's public code does (base momentum kept); textbook turns the base momentum off."""
+    from pinnrun.optim.schedules import warmup_exponential_decay
+    from pinnrun.optim.soap import soap
+
+    cfg = {"name": "soap", "lr": 1e-2, "warmup_steps": 3, "decay_rate": 0.9, "decay_steps": 5, "clip_norm": 1.0,
+           "schedule_free": mode, "schedule_free_b1": 0.9, "b1": 0.9, "b2": 0.999, "precondition_frequency": 2}
+    built, _ = build_optimizer(cfg)
+    schedule = warmup_exponential_decay(1e-2, 3, 0.9, 5)
+    by_hand = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.contrib.schedule_free(soap(schedule, b1=0.9 if mode is True else 0.0, b2=0.999, precondition_frequency=2), schedule, b1=0.9),
+    )
+    target = jnp.arange(12.0).reshape(3, 4) / 10
+    loss = lambda p: jnp.sum((p["w"] @ jnp.ones(4) - target @ jnp.ones(4)) ** 2) + jnp.sum((p["w"] - target) ** 4)  # noqa: E731
+    results = []
+    for optimizer in (built, by_hand):
+        params, state = {"w": jnp.zeros((3, 4))}, optimizer.init({"w": jnp.zeros((3, 4))})
+        for _ in range(8):
+            updates, state = optimizer.update(jax.grad(loss)(params), state, params)
+            params = optax.apply_updates(params, updates)
+        results.append((params, state))
+    (params, state), (expected, _) = results
+    np.testing.assert_array_equal(params["w"], expected["w"])
+    # Training uses the parameters the optimizer returns (the gradient points y), not the average x.
+    averaged = optax.contrib.schedule_free_eval_params(state[1], params)
+    assert not np.allclose(averaged["w"], params["w"])
+    assert float(loss(params)) < float(loss({"w": jnp.zeros((3, 4))}))

@@ -1,8 +1,20 @@
 """Build an optax optimizer from its config: a registry of constructors, a schedule and clipping.
 
 The config is flat: `name`, the schedule keys (lr, warmup_steps, decay_rate, decay_steps), optional
-`clip_norm`, and every other key is passed to the constructor as a keyword argument, so that each
-optimizer's own hyperparameters are spelled exactly as its constructor spells them.
+`clip_norm`, the schedule-free wrapper's keys, and every other key is passed to the constructor as a
+keyword argument, so that each optimizer's own hyperparameters are spelled exactly as its constructor
+spells them.
+
+Schedule-free (Defazio et al. 2024, ``optax.contrib.schedule_free``), as the paper's public code
+builds every 2-D SOAP recipe (jaxpi, ``pirate`` branch, ``models.py``, ``_create_optimizer``):
+
+    chain(clip_by_global_norm(clip_norm), schedule_free(base(lr_schedule, b1=0.9, ...), lr_schedule, b1=0.9))
+
+``schedule_free: true`` reproduces it: the base optimizer keeps its own momentum b1 AND the wrapper
+interpolates with ``schedule_free_b1``, and training, evaluation and everything else use the
+parameters the optimizer returns (the gradient points y_t, not the averaged x_t that
+``schedule_free_eval_params`` would give). ``schedule_free: textbook`` is Defazio et al.'s form: the
+base optimizer's momentum off (b1 = 0), the wrapper alone averaging.
 """
 
 from __future__ import annotations
@@ -17,7 +29,9 @@ import optax
 from pinnrun.optim.schedules import warmup_exponential_decay
 
 SCHEDULE_KEYS = ("lr", "warmup_steps", "decay_rate", "decay_steps")
-COMMON_KEYS = ("name", *SCHEDULE_KEYS, "clip_norm")
+SCHEDULE_FREE_KEYS = ("schedule_free", "schedule_free_b1")
+SCHEDULE_FREE_MODES = (False, True, "textbook")
+COMMON_KEYS = ("name", *SCHEDULE_KEYS, "clip_norm", *SCHEDULE_FREE_KEYS)
 
 
 def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8) -> optax.GradientTransformation:
@@ -54,10 +68,23 @@ def build_schedule(cfg: Mapping[str, Any]) -> optax.Schedule:
     )
 
 
-def build_optimizer(cfg: Mapping[str, Any]) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """(optimizer, learning-rate schedule) for one optimizer config."""
+def build_optimizer(cfg: Mapping[str, Any], schedule_offset: int = 0) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """(optimizer, learning-rate schedule) for one optimizer config.
+
+    ``schedule_offset``: the schedule is read at the optimizer's step count plus this (a stage that
+    continues an earlier stage's learning-rate clock with a fresh optimizer state, or the reverse).
+    """
     schedule = build_schedule(cfg)
-    optimizer = constructor(cfg["name"])(schedule, **optimizer_kwargs(cfg))
+    if schedule_offset:
+        base_schedule = schedule
+        schedule = lambda count: base_schedule(count + schedule_offset)  # noqa: E731
+    kwargs = optimizer_kwargs(cfg)
+    mode = cfg.get("schedule_free", False)
+    if mode == "textbook":
+        kwargs["b1"] = 0.0
+    optimizer = constructor(cfg["name"])(schedule, **kwargs)
+    if mode:
+        optimizer = optax.contrib.schedule_free(optimizer, schedule, b1=float(cfg.get("schedule_free_b1", 0.9)))
     if cfg.get("clip_norm") is not None:
         optimizer = optax.chain(optax.clip_by_global_norm(float(cfg["clip_norm"])), optimizer)
     return optimizer, schedule

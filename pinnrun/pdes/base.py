@@ -4,11 +4,16 @@ A PDE names its inputs and fields, its domain, its loss terms and its reference 
 come in point sets: a sampler for points plus a function that returns each term's pointwise residual
 ``[m]`` of the network ``f`` (one point in, all fields out). A term's loss is the mean of residual**2
 over points and components. The trainer vmaps, weights and sums the terms.
+
+Initial conditions are data, not closures: an initial point set declares a ``target(source, z)``, the
+values its residuals compare against as a function of a source field. A stage of the run evaluates
+it ONCE on the set's fixed points, with the PDE's own ``initial_field`` as the source or, when time-
+marching, the previous window's network, and hands the values to every step as an array; so all
+windows of a run share one compiled step.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable, Mapping
 
@@ -31,18 +36,28 @@ class PointSet:
         computed together, so they share the network's derivatives at that point.
     kind: "residual" point sets of time-dependent PDEs take part in causal weighting.
     fixed: points are drawn once (from the run's seed) and reused every step.
+    target: (source, z) -> [k] values that ``residuals(f, z, y)`` compares the network against (the
+        initial condition: the value, and for second-order-in-time problems the velocity, of a source
+        field at z). Only for fixed sets: the trainer evaluates it once per stage.
     """
 
     name: str
     terms: tuple[str, ...]
     sample: Callable[[Array, int], Array]
-    residuals: Callable[[Field, Array], Mapping[str, Array]]
+    residuals: Callable[..., Mapping[str, Array]]
     kind: str = "residual"
     fixed: bool = False
+    target: Callable[[Field, Array], Array] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TERM_KINDS:
             raise ValueError(f"PointSet.kind must be one of {', '.join(TERM_KINDS)}; got {self.kind!r}")
+        if self.target is not None and not self.fixed:
+            raise ValueError(f"PointSet {self.name!r}: a target needs fixed points")
+
+    def evaluate(self, f: Field, z: Array, y: Array | None = None) -> Mapping[str, Array]:
+        """The residuals at one point (``y``: the target there, for sets that have one)."""
+        return self.residuals(f, z) if self.target is None else self.residuals(f, z, y)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +138,10 @@ class PDE:
         """(points [n, d], values [n, output_dim]) at t = t0, for time-dependent problems."""
         return None
 
+    def initial_field(self, z: Array) -> Array:
+        """The initial condition as a field of z (all outputs), the source of the first stage's targets."""
+        raise NotImplementedError(f"{self.name} declares no initial condition")
+
     # ----- sampling helpers for subclasses -----
     def lower(self) -> Array:
         return jnp.array([self.bounds[n][0] for n in self.input_names])
@@ -162,9 +181,9 @@ class Evolution1D(PDE):
 
     Subclasses give ``u0(x, xp)``, the pointwise ``residual(f, z)`` of the equation (the "res" term)
     and ``reference_parameters()`` (the equation's parameters, as ``pinnrun.reference`` names them);
-    ``periodic_x`` declares the x axis periodic. The initial-condition target is ``initial_target(z)``,
-    the solution at the window's start time: ``u0`` for the first time window, the previous window's
-    network for later ones (see ``window``).
+    ``periodic_x`` declares the x axis periodic. The initial-condition term compares the network with
+    its target at the window's start time: ``u0`` (``initial_field``) for the first time window, the
+    previous window's network for later ones (the trainer's stages provide it).
     """
 
     input_names = ("t", "x")
@@ -220,7 +239,7 @@ class Evolution1D(PDE):
         data = reference.load(self.name, **self.reference_parameters(), T=self.t_max, nt=nt, nx=nx)
         return Reference(axes={"t": data["t"], "x": data["x"]}, fields={"u": data["u"]})
 
-    def initial_target(self, z: Array) -> Array:
+    def initial_field(self, z: Array) -> Array:
         return jnp.atleast_1d(self.u0(z[1]))
 
     def x_grid(self) -> np.ndarray:
@@ -232,22 +251,19 @@ class Evolution1D(PDE):
 
     def initial_condition(self):
         points = self.initial_points()
-        values = jax.vmap(self.initial_target)(jnp.asarray(points))
+        values = jax.vmap(self.initial_field)(jnp.asarray(points))
         return points, np.asarray(values, np.float64).reshape(len(points), -1)
 
-    def initial_residuals(self, f: Field, z: Array) -> dict[str, Array]:
-        return {"ic": f(z) - self.initial_target(z)}
+    def initial_values(self, source: Field, z: Array) -> Array:
+        """What the initial-condition terms compare against: the source's value at z."""
+        return source(z)
+
+    def initial_residuals(self, f: Field, z: Array, y: Array) -> dict[str, Array]:
+        return {"ic": f(z) - y}
 
     def initial_point_set(self) -> PointSet:
-        """The fixed initial-condition points: the x-grid at the window's start time."""
+        """The fixed initial-condition points: the x-grid at the start time."""
         points = jnp.asarray(self.initial_points())
-        terms = tuple(self.initial_residuals(lambda z: jnp.zeros(self.output_dim), points[0]))
-        return PointSet("initial", terms, lambda key, n: points, self.initial_residuals, "initial", fixed=True)
-
-    def window(self, t_start: float, t_end: float, initial_target: Callable[[Array], Array] | None = None) -> "Evolution1D":
-        """The same problem on [t_start, t_end], started from ``initial_target`` (time-marching)."""
-        piece = copy.copy(self)
-        piece.bounds = {**self.bounds, "t": (float(t_start), float(t_end))}
-        if initial_target is not None:
-            piece.initial_target = initial_target
-        return piece
+        zero = lambda z: jnp.zeros(self.output_dim)  # noqa: E731
+        terms = tuple(self.initial_residuals(zero, points[0], self.initial_values(zero, points[0])))
+        return PointSet("initial", terms, lambda key, n: points, self.initial_residuals, "initial", fixed=True, target=self.initial_values)

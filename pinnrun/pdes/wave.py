@@ -27,14 +27,16 @@ class Wave(Evolution1D):
         pi = xp.pi
         return xp.sin(pi * x) * xp.cos(self.c * pi * t) + 0.5 * xp.sin(4 * pi * x) * xp.cos(4 * self.c * pi * t)
 
-    def initial_target(self, z):
+    def initial_field(self, z):
         return jnp.atleast_1d(self.exact(z[0], z[1]))
 
-    def initial_residuals(self, f, z):
-        # Value and velocity at the start time; the target's t-derivative is 0 at t = 0.
+    def initial_values(self, source, z):
+        # Value and velocity of the source at the start time (the exact velocity is 0 at t = 0).
+        return jnp.concatenate(derivatives(source, z, axis=0, order=1))
+
+    def initial_residuals(self, f, z, y):
         u, u_t = derivatives(f, z, axis=0, order=1)
-        target, target_t = derivatives(self.initial_target, z, axis=0, order=1)
-        return {"ic": u - target, "ic_t": u_t - target_t}
+        return {"ic": u - y[:1], "ic_t": u_t - y[1:]}
 
     def residual(self, f, z):
         _, _, u_tt = derivatives(f, z, axis=0, order=2)
