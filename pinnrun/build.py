@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -65,12 +64,12 @@ def build_pde(pde_cfg: Mapping[str, Any]):
 def build(cfg: Mapping[str, Any]) -> Components:
     """Components of a run: its stages and, for each stage's PDE parameters, the PDE and its losses."""
     from pinnrun.archs import build_model
-    from pinnrun.stages import plan_stages
+    from pinnrun.stages import config_key, plan_stages
 
     pdes: dict[str, Any] = {}
 
     def pde_for(pde_cfg: Mapping[str, Any]):
-        key = json.dumps(pde_cfg, sort_keys=True, default=str)
+        key = config_key(pde_cfg)
         if key not in pdes:
             pdes[key] = build_pde(pde_cfg)
         return pdes[key]

@@ -26,9 +26,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from pinnrun.config import ConfigError
+from pinnrun.marching import window_edges
 
 CARRY_KEYS = ("params", "opt_state", "weights", "lr_clock", "initial_condition", "rng")
 STAGE_KEYS = ("name", "steps", "pde", "optim", "batch_size", "carry")
@@ -87,14 +86,18 @@ class Stage:
 
     @property
     def pde_key(self) -> str:
-        return json.dumps(self.pde, sort_keys=True, default=str)
+        return config_key(self.pde)
 
     @property
     def signature(self) -> str:
         """Everything its compiled step depends on besides the state: stages with equal signatures
         (the windows of a time-marched run) share one compilation."""
-        parts = (self.optim, self.precision, self.pde, self.batch_size, self.schedule_offset)
-        return json.dumps(parts, sort_keys=True, default=str)
+        return config_key((self.optim, self.precision, self.pde, self.batch_size, self.schedule_offset))
+
+
+def config_key(value: Any) -> str:
+    """A config (or a tuple of them) as a string that is equal exactly when the configs are."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def phase_configs(optim_cfg: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -162,7 +165,7 @@ def plan_stages(cfg: Mapping[str, Any], time_bounds) -> list[Stage]:
         phases = phase_configs(entry["optim"])
         key = "optim.phases" if len(phases) > 1 else "optim"
         phase_steps = split_steps(phases, entry["steps"], key) if len(phases) > 1 else [entry["steps"]]
-        edges = np.linspace(*time_bounds(entry["pde"]), windows + 1) if windows > 1 else None
+        edges = window_edges(*time_bounds(entry["pde"]), windows) if windows > 1 else None
         for k in range(windows):
             for j, (phase, n) in enumerate(zip(phases, phase_steps)):
                 if not stages:

@@ -11,7 +11,6 @@ which PDE, network or optimizer it runs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import platform
 import time
