@@ -103,6 +103,7 @@ def build(cfg: Mapping[str, Any]) -> Components:
         model_for(jnp.float32)  # surfaces a bad architecture setting now, as a config error
         for stage in stages:
             weights_for(pde_for(stage.pde))
+            pde_for(stage.pde).check_points()
     except ValueError as error:
         raise ConfigError(str(error).splitlines()[0]) from None
 

@@ -1,4 +1,5 @@
-"""PNG figures of a run: prediction, reference and absolute error per field; error against time."""
+"""PNG figures of a run: prediction, reference and absolute error per field (snapshots over (x, y) for 2-D
+evolution problems); error against time."""
 
 from __future__ import annotations
 
@@ -52,6 +53,40 @@ def plot_solution(reference: Reference, evaluation: Evaluation, path: Path) -> P
     return path
 
 
+def plot_snapshots(reference: Reference, evaluation: Evaluation, folder: Path, count: int = 4) -> dict[str, Path]:
+    """For a field over (t, x, y): reference / prediction / |error| (rows) at ``count`` times (columns),
+    one file per field, ``snapshots_<field>.png``; reference and prediction share one colour scale."""
+    names = list(reference.axes)
+    if len(names) != 3 or names[0] != "t":
+        return {}
+    plt = _pyplot()
+    t, x, y = (reference.axes[n] for n in names)
+    picks = np.unique(np.linspace(0, len(t) - 1, count).round().astype(int))
+    out = {}
+    for name, pred in evaluation.prediction.items():
+        ref = np.asarray(reference.fields[name])
+        low, high = min(ref.min(), pred.min()), max(ref.max(), pred.max())
+        error = np.abs(pred - ref)
+        fig, axes = plt.subplots(3, len(picks), figsize=(3.4 * len(picks), 9), squeeze=False)
+        for col, i in enumerate(picks):
+            panels = [("reference", ref[i], "jet", (low, high)), ("prediction", pred[i], "jet", (low, high)),
+                      ("|error|", error[i], "viridis", (0.0, error.max()))]
+            for row, (title, data, cmap, (vmin, vmax)) in enumerate(panels):
+                ax = axes[row, col]
+                # pcolormesh takes (x, y, C[y, x]): the reference stores [x, y].
+                mesh = ax.pcolormesh(x, y, data.T, shading="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+                ax.set_aspect("equal")
+                ax.set_title(f"{name} {title}, t = {t[i]:.3g}", fontsize=9)
+                fig.colorbar(mesh, ax=ax, fraction=0.046)
+        fig.suptitle(f"{name}: relative L2 {evaluation.rel_l2[name]:.2e} over the grid")
+        fig.tight_layout()
+        path = folder / f"snapshots_{name}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        out[f"snapshots_{name}"] = path
+    return out
+
+
 def plot_error_vs_time(times: np.ndarray, evaluation: Evaluation, path: Path) -> Path | None:
     if not evaluation.rel_l2_vs_t:
         return None
@@ -77,6 +112,7 @@ def write_evaluation(folder: Path, reference: Reference, evaluation: Evaluation,
         np.savez(folder / "error_vs_t.npz", t=reference.axes["t"], **evaluation.rel_l2_vs_t)
     if make_figures:
         images["solution"] = plot_solution(reference, evaluation, folder / "solution.png")
+        images.update(plot_snapshots(reference, evaluation, folder))
         if evaluation.rel_l2_vs_t is not None:
             images["error_vs_t"] = plot_error_vs_time(reference.axes["t"], evaluation, folder / "error_vs_t.png")
     return {k: v for k, v in images.items() if v is not None}

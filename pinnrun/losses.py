@@ -85,9 +85,24 @@ class PINNLoss:
         context = self.default_context(fixed) if context is None else context
         sets = self.point_sets
         keys = jax.random.split(key, len(sets))
-        points = {ps.name: fixed[ps.name] if ps.fixed else ps.sample(k, self.batch_size) for k, ps in zip(keys, sets)}
+        points, targets = {}, dict(context.targets)
+        for k, ps in zip(keys, sets):
+            count = self.points_per_step(ps)
+            if not ps.fixed:
+                points[ps.name] = ps.sample(k, count)
+            elif count is None:
+                points[ps.name] = fixed[ps.name]
+            else:  # a random draw (with replacement) from the fixed set, with its targets
+                index = jax.random.randint(k, (count,), 0, fixed[ps.name].shape[0])
+                points[ps.name] = fixed[ps.name][index]
+                if ps.name in targets:
+                    targets[ps.name] = self.shard(targets[ps.name][index])
         points = {name: self.shard(self.to_window(p.astype(self.dtype), context.time_range)) for name, p in points.items()}
-        return Batch(points, context)
+        return Batch(points, context._replace(targets=targets))
+
+    def points_per_step(self, point_set: PointSet) -> int | None:
+        """Points of ``point_set`` per step (None: all of a fixed set's points)."""
+        return self.pde.points_per_step(point_set, self.batch_size)
 
     def to_window(self, points: Array, time_range: Array | None) -> Array:
         """Points over the PDE's horizon mapped onto the stage's time window (identity without one)."""

@@ -1,15 +1,14 @@
-"""Time-marching helpers: window edges, a reference's part in a window, the piecewise network.
+"""Time-marching helpers: window edges and a reference's part in a window.
 
 Window k trains on [t_k, t_{k+1}] with the initial condition u(t_k, x) given by window k-1's network
 (its prediction at t_k, evaluated once when the window starts), warm-starting from that network's
 parameters. The windows are stages of the run (pinnrun.stages) run by the one trainer loop; each
 window's final parameters go to ``windows/window_<k>.npz``. Errors are reported over the whole
-horizon, with the network of each time's window.
+horizon, with the network of each time's window (``Evaluator`` with the window edges).
 """
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
 from pinnrun.pdes.base import Reference
@@ -27,15 +26,3 @@ def slice_reference(reference: Reference, time_axis: int, t_start: float, t_end:
     axes = {**reference.axes, names[time_axis]: t[keep]}
     fields = {k: np.compress(keep, v, axis=time_axis) for k, v in reference.fields.items()}
     return Reference(axes=axes, fields=fields)
-
-
-def piecewise_apply(apply, edges: np.ndarray, time_axis: int):
-    """A network of the whole horizon: at time t, the network of t's window (params: a list)."""
-    inner = jnp.asarray(edges[1:-1])
-
-    def apply_all(params_list, z):
-        index = jnp.searchsorted(inner, z[time_axis], side="right")  # t_k <= t < t_{k+1} -> k
-        outputs = jnp.stack([apply(p, z) for p in params_list])
-        return outputs[index]
-
-    return apply_all

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,3 +60,29 @@ def cli(tmp_path):
 
     run.cwd = tmp_path
     return run
+
+
+def rel_l2(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A reference cache folder of the test module's own."""
+    return tmp_path_factory.mktemp("reference-cache")
+
+
+@pytest.fixture(scope="module")
+def ref(cache_dir):
+    """``ref(name, **overrides)``: load a reference through the module's cache, memoised."""
+    from pinnrun import reference
+
+    memo = {}
+
+    def get(name, **overrides):
+        key = (name, tuple(sorted(overrides.items())))
+        if key not in memo:
+            memo[key] = reference.load(name, cache_dir=cache_dir, progress=False, **overrides)
+        return memo[key]
+
+    return get

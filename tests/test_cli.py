@@ -38,6 +38,8 @@ def test_short_kovasznay_run_writes_every_output(cli):
     assert set(summary["final_rel_l2"]) == {"u", "v", "p"}
     assert summary["final_rel_l2"]["u"] == pytest.approx(records[-1]["rel_l2/u"])
     assert all(summary["best_rel_l2"][k] <= summary["final_rel_l2"][k] for k in "uvp")
+    assert summary["reference"]["solver"].startswith("exact formula") and summary["reference"]["parameters"] == {"re": 40.0}
+    assert summary["persistence_rel_l2"] is None and summary["evaluation_seconds"] > 0
 
     assert (run_dir / "config.yaml").exists() and (run_dir / ".hydra" / "config.yaml").exists()
     assert (run_dir / "solution.png").stat().st_size > 10_000
@@ -55,6 +57,11 @@ def test_wave_run_reports_error_against_time(cli):
         assert data["t"].shape == (21,) and data["u"].shape == (21,)
     assert (run_dir / "error_vs_t.png").exists()
     assert {"loss/ic", "loss/ic_t", "loss/bc", "loss/res"} <= set(read_jsonl(run_dir / "metrics.jsonl")[-1])
+    # the error of repeating u(0, x) at every t, against the exact solution on the same grid
+    t, x = np.linspace(0, 1, 21)[:, None], np.linspace(0, 1, 32)[None, :]
+    exact = np.sin(np.pi * x) * np.cos(2 * np.pi * t) + 0.5 * np.sin(4 * np.pi * x) * np.cos(8 * np.pi * t)
+    assert summary["persistence_rel_l2"]["u"] == pytest.approx(np.linalg.norm(exact - exact[:1]) / np.linalg.norm(exact), rel=1e-9)
+    assert summary["reference"]["solver"] == "exact formula" and summary["reference"]["parameters"]["c"] == 2.0
 
 
 @pytest.mark.parametrize(
@@ -62,7 +69,7 @@ def test_wave_run_reports_error_against_time(cli):
     [
         (["train.steps=-5"], "train.steps must be an integer >= 1"),
         (["arch.activation=nope"], "arch.activation must be one of tanh, sin, swish, gelu"),
-        (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, kdv, kovasznay, ks, wave"),
+        (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, ginzburg_landau, gray_scott, kdv, kovasznay, ks, wave"),
         (["pde.re=-3"], "pde.re must be positive"),
     ],
 )

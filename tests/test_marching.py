@@ -6,10 +6,11 @@ import json
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import read_jsonl, run_cli
 from pinnrun.losses import CausalConfig
-from pinnrun.marching import piecewise_apply, slice_reference, window_edges
+from pinnrun.marching import slice_reference, window_edges
 from pinnrun.pdes.base import Reference
 from pinnrun.pdes.burgers import Burgers
 from test_resume import assert_bitwise_equal, start, wait_for_checkpoint
@@ -31,13 +32,22 @@ WAVE_QUICK = [
 ]
 
 
-def test_piecewise_apply_uses_each_times_window():
-    edges = window_edges(0.0, 1.0, 4)
-    apply = lambda p, z: jnp.atleast_1d(p * 1.0)  # noqa: E731  (a "network" that returns its param)
-    combined = piecewise_apply(apply, edges, time_axis=0)
+def test_the_whole_horizon_is_evaluated_with_each_times_own_window():
+    from pinnrun.evaluation import Evaluator
+
+    t = np.array([0.0, 0.24, 0.25, 0.6, 0.99, 1.0])
+    ref = Reference(axes={"t": t, "x": np.array([0.1, 0.3, 0.5])}, fields={"u": np.repeat(np.array([0, 0, 1, 2, 3, 3.0])[:, None], 3, axis=1)})
+
+    def apply(p, z):  # a "network" that returns its parameter
+        return jnp.atleast_1d(p * 1.0)
+
+    evaluator = Evaluator(Burgers(eval_resolution=(6, 3)), batch_size=4, reference=ref)
     params = [jnp.asarray(k, jnp.float32) for k in range(4)]
-    for t, expected in [(0.0, 0), (0.24, 0), (0.25, 1), (0.6, 2), (0.99, 3), (1.0, 3)]:
-        assert float(combined(params, jnp.array([t, 0.3]))[0]) == expected
+    evaluation = evaluator(apply, params, jnp.float32, edges=window_edges(0.0, 1.0, 4))
+    assert evaluation.rel_l2["u"] == 0.0  # t in [t_k, t_k+1) -> window k; t = T -> the last window
+    indices, device = evaluator.groups(window_edges(0.0, 1.0, 4), jnp.float32)
+    assert [len(i) for i in indices] == [6, 3, 3, 6] and device.shape == (4, 2, 4, 2)  # uploaded once, padded alike
+    assert evaluator.groups(window_edges(0.0, 1.0, 4), jnp.float32)[1] is device
 
 
 def test_slice_reference_keeps_window_times():
@@ -73,25 +83,50 @@ def test_a_windows_context_maps_points_and_evaluates_the_initial_condition_once(
     assert pde.bounds["t"] == (0.0, 1.0)  # the PDE is untouched
 
 
-def test_time_marching_run_and_resume_across_windows(tmp_path):
+# Ginzburg-Landau over t in [0, 0.02] (two windows) on a coarse grid: a 2-D, two-field problem whose
+# initial-condition points are a random draw from the grid each step (with their targets).
+GL_QUICK = [
+    "pde=ginzburg_landau",
+    "train=cpu_quick",
+    "quick.t_max=0.02",
+    "quick.eval_resolution=[5,12,12]",
+    "pde.points.initial=32",
+    "train.time_windows=2",
+    "train.log_every=10",
+    "train.eval_every=10",
+    "train.batch_size=64",
+    "arch.width=16",
+    "arch.depth=1",
+    "arch.fourier.dim=8",
+    "checkpoint.every=10",
+    "train.chunk_steps=10",
+    "train.figures=false",
+    "train.alignment_every=0",
+    "weighting=fixed",
+]
+
+
+@pytest.mark.parametrize("setup", [pytest.param(GL_QUICK, id="ginzburg_landau_2d"), pytest.param(WAVE_QUICK, id="wave_1d", marks=pytest.mark.slow)])
+def test_time_marching_run_and_resume_across_windows(tmp_path, setup):
     reference = tmp_path / "full"
-    result = run_cli([*WAVE_QUICK, "train.steps=30", f"hydra.run.dir={reference}"], tmp_path)
+    result = run_cli([*setup, "train.steps=30", f"hydra.run.dir={reference}"], tmp_path, env={"PINNRUN_CACHE_DIR": str(tmp_path / "refs")})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "time window 2/2" in result.stdout
     summary = json.loads((reference / "summary.json").read_text())
-    assert summary["time_windows"] == 2 and summary["steps"] == 60 and summary["domain"]["t"] == [0.0, 1.0]
+    horizon = 0.02 if setup is GL_QUICK else 1.0
+    assert summary["time_windows"] == 2 and summary["steps"] == 60 and summary["domain"]["t"] == [0.0, horizon]
     records = read_jsonl(reference / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(10, 61, 10))
     assert [r["window"] for r in records] == [0] * 3 + [1] * 3
     assert sorted(p.name for p in (reference / "windows").iterdir()) == ["window_0.npz", "window_1.npz"]
 
     killed = tmp_path / "killed"
-    proc = start([*WAVE_QUICK, "train.steps=30", f"hydra.run.dir={killed}"], tmp_path)
+    proc = start([*setup, "train.steps=30", f"hydra.run.dir={killed}"], tmp_path, env={"PINNRUN_CACHE_DIR": str(tmp_path / "refs")})
     # kill it inside the second (last) window, after that window's first checkpoint
     wait_for_checkpoint(killed, 40, proc)
     proc.kill()
     proc.wait()
-    result = run_cli([f"resume={killed}"], tmp_path)
+    result = run_cli([f"resume={killed}"], tmp_path, env={"PINNRUN_CACHE_DIR": str(tmp_path / "refs")})
     assert result.returncode == 0, result.stderr[-3000:]
     for k in range(2):
         with np.load(reference / "windows" / f"window_{k}.npz") as a, np.load(killed / "windows" / f"window_{k}.npz") as b:

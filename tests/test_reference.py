@@ -30,27 +30,7 @@ from pinnrun.reference.spectral import (
 SPECTRAL = ["burgers", "allen_cahn", "kdv", "ks"]
 
 
-def rel_l2(a, b):
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("reference-cache")
-
-
-@pytest.fixture(scope="module")
-def ref(cache_dir):
-    """``ref(name, **overrides)``: load through the module's cache, memoised."""
-    memo = {}
-
-    def get(name, **overrides):
-        key = (name, tuple(sorted(overrides.items())))
-        if key not in memo:
-            memo[key] = R.load(name, cache_dir=cache_dir, progress=False, **overrides)
-        return memo[key]
-
-    return get
+from conftest import rel_l2  # noqa: E402  (the cache_dir and ref fixtures live in conftest.py too)
 
 
 def coarse(name):
@@ -69,7 +49,7 @@ def refined(name):
 
 
 def test_available_names():
-    assert R.available() == ["wave", "burgers", "allen_cahn", "kdv", "ks"]
+    assert R.available(1) == ["wave", "burgers", "allen_cahn", "kdv", "ks"]
 
 
 def test_unknown_name_lists_allowed_values(tmp_path):
@@ -77,7 +57,7 @@ def test_unknown_name_lists_allowed_values(tmp_path):
         R.load("nope", cache_dir=tmp_path)
     msg = str(info.value)
     assert "nope" in msg
-    for name in R.available():
+    for name in R.available(1):
         assert name in msg
     with pytest.raises(ValueError):
         R.generate("nope", cache_dir=tmp_path)

@@ -40,8 +40,8 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
 
 
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PINNRUN_COMPILE_CACHE": str(COMPILE_CACHE), "WANDB_MODE": "disabled"}
+def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PINNRUN_COMPILE_CACHE": str(COMPILE_CACHE), "WANDB_MODE": "disabled", **(env or {})}
     return subprocess.Popen(pinnrun_command() + args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import Evolution1D, check_positive
+from pinnrun.pdes.base import Evolution, check_positive
 
 
-class AllenCahn(Evolution1D):
+class AllenCahn(Evolution):
     name = "allen_cahn"
-    periodic_x = True
+    periodic = ("x",)
 
-    def __init__(self, eps: float = 1e-4, gamma: float = 5.0, t_max: float = 1.0, eval_resolution=(201, 512), weights=None):
+    def __init__(self, eps: float = 1e-4, gamma: float = 5.0, t_max: float = 1.0, eval_resolution=(201, 512), weights=None, points=None):
         check_positive(eps=eps, gamma=gamma)
-        super().__init__((-1.0, 1.0), t_max, eval_resolution, weights)
+        super().__init__({"x": (-1.0, 1.0)}, t_max, eval_resolution, weights, points)
         self.eps = float(eps)
         self.gamma = float(gamma)
 

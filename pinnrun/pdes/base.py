@@ -39,6 +39,9 @@ class PointSet:
     target: (source, z) -> [k] values that ``residuals(f, z, y)`` compares the network against (the
         initial condition: the value, and for second-order-in-time problems the velocity, of a source
         field at z). Only for fixed sets: the trainer evaluates it once per stage.
+    size: batch size -> points per step, the set's default (None: the batch size; for a fixed set,
+        the whole set every step). The PDE's ``points`` config replaces it: a fixed set then feeds a
+        random draw of that many of its points (with their targets) each step.
     """
 
     name: str
@@ -48,6 +51,7 @@ class PointSet:
     kind: str = "residual"
     fixed: bool = False
     target: Callable[[Field, Array], Array] | None = None
+    size: Callable[[int], int] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TERM_KINDS:
@@ -90,9 +94,18 @@ class PDE:
     # Fields defined only up to a constant (pressure): evaluation removes the mean difference.
     gauge_fields: tuple[str, ...] = ()
 
-    def __init__(self, bounds: Mapping[str, tuple[float, float]], weights: Mapping[str, float] | None = None):
+    def __init__(
+        self,
+        bounds: Mapping[str, tuple[float, float]],
+        weights: Mapping[str, float] | None = None,
+        points: Mapping[str, int | None] | None = None,
+    ):
         self.bounds = {name: (float(bounds[name][0]), float(bounds[name][1])) for name in self.input_names}
         self._weights = dict(weights or {})
+        self._points = dict(points or {})
+        for name, count in self._points.items():
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+                raise ValueError(f"pde.points.{name} must be a positive integer or null; got {count!r}")
 
     # ----- declared by each problem -----
     def point_sets(self) -> tuple[PointSet, ...]:
@@ -133,6 +146,44 @@ class PDE:
             )
         weights.update({k: float(v) for k, v in self._weights.items()})
         return weights
+
+    def points_per_step(self, point_set: PointSet, batch_size: int) -> int | None:
+        """How many of ``point_set``'s points a step uses: ``pde.points.<set>``, else the set's default
+        (None: a fixed set's every point)."""
+        if point_set.name in self._points and self._points[point_set.name] is not None:
+            return int(self._points[point_set.name])
+        if point_set.size is not None:
+            return int(point_set.size(batch_size))
+        return None if point_set.fixed else int(batch_size)
+
+    def check_points(self) -> None:
+        """ValueError naming a ``pde.points`` key that is not one of the problem's point sets."""
+        names = [ps.name for ps in self.point_sets()]
+        unknown = sorted(set(self._points) - set(names))
+        if unknown:
+            raise ValueError(f"pde.points.{unknown[0]}: not a point set of {self.name}; point sets: {', '.join(names)}")
+
+    # ----- evaluation -----
+    def derived(self, fields: Mapping[str, Array], xp=jnp) -> dict[str, Array]:
+        """Fields computed pointwise from the outputs that evaluation reports too (``xp``: numpy for
+        the reference, jax.numpy for the network), e.g. |A| of a complex field."""
+        return {}
+
+    def derived_outputs(self, f: Field, z: Array) -> dict[str, Array]:
+        """The derived fields of the network at one point. A field that needs the network's derivatives
+        (a vorticity) overrides this, and its reference provides the same field."""
+        values = f(z)
+        return self.derived({name: values[i] for i, name in enumerate(self.field_names)}, jnp)
+
+    @property
+    def evaluated_names(self) -> tuple[str, ...]:
+        """Names of the fields evaluation reports: the outputs, then the derived fields."""
+        zeros = {name: np.zeros(1) for name in self.field_names}
+        return self.field_names + tuple(self.derived(zeros, np))
+
+    def provenance(self) -> dict:
+        """Where the reference comes from (recorded in every run's summary.json)."""
+        return {"name": self.name, "solver": "not recorded"}
 
     def initial_condition(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(points [n, d], values [n, output_dim]) at t = t0, for time-dependent problems."""
@@ -176,32 +227,51 @@ def check_positive(**values: float) -> None:
             raise ValueError(f"pde.{key} must be positive; got {value}")
 
 
-class Evolution1D(PDE):
-    """A time-dependent problem on (t, x) whose initial condition lives on the evaluation x-grid.
+class Evolution(PDE):
+    """A time-dependent problem on (t, *space): one or more space axes, each periodic or walled, and
+    one or more named fields, with the initial condition on the evaluation grid at t0.
 
-    Subclasses give ``u0(x, xp)``, the pointwise ``residual(f, z)`` of the equation (the "res" term)
-    and ``reference_parameters()`` (the equation's parameters, as ``pinnrun.reference`` names them);
-    ``periodic_x`` declares the x axis periodic. The initial-condition term compares the network with
-    its target at the window's start time: ``u0`` (``initial_field``) for the first time window, the
-    previous window's network for later ones (the trainer's stages provide it).
+    Subclasses set ``space_names``, ``field_names``, ``periodic`` (the periodic space axes) and
+    ``residual_terms``, and give ``u0(*space, xp)`` (the initial fields by formula: one array, or one
+    per field) or override ``initial_field``, the pointwise ``residual(f, z)`` (an array for a single
+    term, else term -> array), ``reference_parameters()`` (the equation's parameters as
+    ``pinnrun.reference`` names them) and ``extra_point_sets()`` (boundary terms and the like).
+
+    The initial-condition terms compare the network with its targets at the window's start time: the
+    initial field for the first time window, the previous window's network for later ones (the
+    trainer's stages provide them). The initial points are the evaluation grid's space points at t0;
+    ``pde.points.initial: n`` feeds a random n of them each step instead of all.
     """
 
-    input_names = ("t", "x")
+    space_names: tuple[str, ...] = ("x",)
     field_names = ("u",)
-    periodic_x: bool = False
+    periodic: tuple[str, ...] = ()
+    residual_terms: tuple[str, ...] = ("res",)
 
-    def __init__(self, x_bounds: tuple[float, float], t_max: float, eval_resolution, weights=None):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.input_names = ("t", *cls.space_names)
+
+    def __init__(
+        self,
+        space_bounds: Mapping[str, tuple[float, float]],
+        t_max: float,
+        eval_resolution,
+        weights=None,
+        points=None,
+    ):
         check_positive(t_max=t_max)
-        if len(eval_resolution) != 2 or min(eval_resolution) < 2:
-            raise ValueError(f"pde.eval_resolution must be [nt, nx], each >= 2; got {list(eval_resolution)}")
-        super().__init__({"t": (0.0, t_max), "x": x_bounds}, weights)
+        if len(eval_resolution) != self.input_dim or min(eval_resolution) < 2:
+            shape = ", ".join(f"n{name}" for name in self.input_names)
+            raise ValueError(f"pde.eval_resolution must be [{shape}], each >= 2; got {list(eval_resolution)}")
+        super().__init__({"t": (0.0, t_max), **space_bounds}, weights, points)
         self.t_max = float(t_max)
         self.eval_resolution = tuple(int(n) for n in eval_resolution)
 
-    def u0(self, x, xp=jnp):
+    def u0(self, *space, xp=jnp):
         raise NotImplementedError
 
-    def residual(self, f: Field, z: Array) -> Array:
+    def residual(self, f: Field, z: Array):
         raise NotImplementedError
 
     def reference_parameters(self) -> dict[str, float]:
@@ -209,45 +279,77 @@ class Evolution1D(PDE):
 
     @property
     def periodic_axes(self) -> dict[int, float]:
-        lo, hi = self.bounds["x"]
-        return {1: hi - lo} if self.periodic_x else {}
+        out = {}
+        for name in self.periodic:
+            lo, hi = self.bounds[name]
+            out[self.input_names.index(name)] = hi - lo
+        return out
+
+    @property
+    def walled_axes(self) -> tuple[int, ...]:
+        """Input indices of the space axes that are not periodic."""
+        return tuple(i for i, name in enumerate(self.input_names) if i > 0 and name not in self.periodic)
 
     def extra_point_sets(self) -> tuple[PointSet, ...]:
         """Point sets besides the initial condition and the residual (boundary terms)."""
         return ()
 
-    def zero_boundary_point_set(self) -> PointSet:
-        """u = 0 at both ends of x (term "bc"), on a quarter of the batch."""
+    def zero_boundary_point_set(self, axes: tuple[int, ...] | None = None) -> PointSet:
+        """All fields = 0 on the faces normal to ``axes`` (default: the walled axes), term "bc", on a
+        quarter of the batch unless ``pde.points.boundary`` says otherwise."""
+        axes = self.walled_axes if axes is None else axes
 
         def boundary(f, z):
             return {"bc": f(z)}
 
-        return PointSet("boundary", ("bc",), lambda key, n: self.sample_boundary(key, max(n // 4, 1), axes=(1,)), boundary, "boundary")
+        return PointSet(
+            "boundary", ("bc",), lambda key, n: self.sample_boundary(key, n, axes=axes), boundary, "boundary",
+            size=lambda batch: max(batch // 4, 1),
+        )
 
     def point_sets(self) -> tuple[PointSet, ...]:
         def interior(f, z):
-            return {"res": self.residual(f, z)}
+            res = self.residual(f, z)
+            return res if isinstance(res, Mapping) else {self.residual_terms[0]: res}
 
-        interior_set = PointSet("interior", ("res",), self.sample_interior, interior)
+        interior_set = PointSet("interior", self.residual_terms, self.sample_interior, interior)
         return (self.initial_point_set(), *self.extra_point_sets(), interior_set)
 
+    # ----- reference -----
+    def reference_grid(self) -> dict[str, float | int]:
+        """The evaluation grid as ``pinnrun.reference`` overrides (horizon, snapshots, points per axis)."""
+        nt, nx, *rest = self.eval_resolution
+        if any(n != nx for n in rest):
+            raise ValueError(f"pde.eval_resolution: the reference grid has as many points on every space axis; got {list(self.eval_resolution)}")
+        return {"T": self.t_max, "nt": nt, "nx": nx}
+
     def reference(self) -> Reference:
-        """The whole horizon's reference from pinnrun's spectral solvers (cached on disk)."""
+        """The whole horizon's reference from pinnrun's solvers (cached on disk), with the derived fields."""
         from pinnrun import reference
 
-        nt, nx = self.eval_resolution
-        data = reference.load(self.name, **self.reference_parameters(), T=self.t_max, nt=nt, nx=nx)
-        return Reference(axes={"t": data["t"], "x": data["x"]}, fields={"u": data["u"]})
+        data = reference.load(self.name, **self.reference_parameters(), **self.reference_grid())
+        fields = {name: data[name] for name in self.field_names}
+        return Reference(axes={name: data[name] for name in self.input_names}, fields={**fields, **self.derived(fields, np)})
 
+    def provenance(self) -> dict:
+        from pinnrun import reference
+
+        return reference.provenance(self.name, **self.reference_parameters(), **self.reference_grid())
+
+    # ----- initial condition -----
     def initial_field(self, z: Array) -> Array:
-        return jnp.atleast_1d(self.u0(z[1]))
+        values = self.u0(*z[1:])
+        return jnp.atleast_1d(jnp.stack(values) if isinstance(values, (tuple, list)) else values)
 
-    def x_grid(self) -> np.ndarray:
-        return np.linspace(*self.bounds["x"], self.eval_resolution[1])
+    def space_grid(self) -> list[np.ndarray]:
+        """The evaluation grid's coordinates on each space axis (both ends included)."""
+        return [np.linspace(*self.bounds[name], n) for name, n in zip(self.space_names, self.eval_resolution[1:])]
 
     def initial_points(self) -> np.ndarray:
-        x = self.x_grid()
-        return np.stack([np.full_like(x, self.bounds["t"][0]), x], axis=-1)
+        """[n, 1 + d]: the space grid's points (C order) at the start time."""
+        mesh = np.meshgrid(*self.space_grid(), indexing="ij")
+        space = [m.reshape(-1) for m in mesh]
+        return np.stack([np.full_like(space[0], self.bounds["t"][0]), *space], axis=-1)
 
     def initial_condition(self):
         points = self.initial_points()
@@ -259,11 +361,42 @@ class Evolution1D(PDE):
         return source(z)
 
     def initial_residuals(self, f: Field, z: Array, y: Array) -> dict[str, Array]:
-        return {"ic": f(z) - y}
+        """One term per field ("ic" for a single field, "ic_<field>" for several)."""
+        diff = f(z) - y
+        if self.output_dim == 1:
+            return {"ic": diff}
+        return {f"ic_{name}": diff[i : i + 1] for i, name in enumerate(self.field_names)}
 
     def initial_point_set(self) -> PointSet:
-        """The fixed initial-condition points: the x-grid at the start time."""
+        """The fixed initial-condition points: the space grid at the start time."""
         points = jnp.asarray(self.initial_points())
         zero = lambda z: jnp.zeros(self.output_dim)  # noqa: E731
         terms = tuple(self.initial_residuals(zero, points[0], self.initial_values(zero, points[0])))
         return PointSet("initial", terms, lambda key, n: points, self.initial_residuals, "initial", fixed=True, target=self.initial_values)
+
+
+def grid_field(axes: list[np.ndarray], values: np.ndarray) -> Field:
+    """A field given on a tensor grid (``values[..., k]``, axes of the space inputs) as a function of
+    z = (t, *space): multilinear interpolation, exact at the grid's nodes. For initial conditions
+    given as data (a solver's snapshot) rather than a formula."""
+    axes_j = [jnp.asarray(a) for a in axes]
+    table = jnp.asarray(values)
+
+    def field(z):
+        corner, frac = [], []
+        for i, a in enumerate(axes_j):
+            x = z[1 + i]
+            j = jnp.clip(jnp.searchsorted(a, x, side="right") - 1, 0, len(a) - 2)
+            corner.append(j)
+            frac.append(jnp.clip((x - a[j]) / (a[j + 1] - a[j]), 0.0, 1.0))
+        out = 0.0
+        for bits in np.ndindex(*(2,) * len(axes_j)):  # the 2^d corners of the cell
+            weight = 1.0
+            index = []
+            for b, j, s in zip(bits, corner, frac):
+                weight = weight * (s if b else 1.0 - s)
+                index.append(j + b)
+            out = out + weight * table[tuple(index)]
+        return jnp.atleast_1d(out)
+
+    return field

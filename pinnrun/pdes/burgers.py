@@ -13,15 +13,15 @@ import math
 import jax.numpy as jnp
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import Evolution1D, check_positive
+from pinnrun.pdes.base import Evolution, check_positive
 
 
-class Burgers(Evolution1D):
+class Burgers(Evolution):
     name = "burgers"
 
-    def __init__(self, nu: float = 0.01 / math.pi, t_max: float = 1.0, eval_resolution=(201, 512), weights=None):
+    def __init__(self, nu: float = 0.01 / math.pi, t_max: float = 1.0, eval_resolution=(201, 512), weights=None, points=None):
         check_positive(nu=nu)
-        super().__init__((-1.0, 1.0), t_max, eval_resolution, weights)
+        super().__init__({"x": (-1.0, 1.0)}, t_max, eval_resolution, weights, points)
         self.nu = float(nu)
 
     def u0(self, x, xp=jnp):

@@ -11,16 +11,16 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import Evolution1D, check_positive
+from pinnrun.pdes.base import Evolution, check_positive
 
 
-class KdV(Evolution1D):
+class KdV(Evolution):
     name = "kdv"
-    periodic_x = True
+    periodic = ("x",)
 
-    def __init__(self, delta: float = 0.022, t_max: float = 1.0, eval_resolution=(201, 512), weights=None):
+    def __init__(self, delta: float = 0.022, t_max: float = 1.0, eval_resolution=(201, 512), weights=None, points=None):
         check_positive(delta=delta)
-        super().__init__((-1.0, 1.0), t_max, eval_resolution, weights)
+        super().__init__({"x": (-1.0, 1.0)}, t_max, eval_resolution, weights, points)
         self.delta = float(delta)
 
     def u0(self, x, xp=jnp):

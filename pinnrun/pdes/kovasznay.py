@@ -31,8 +31,9 @@ class Kovasznay(PDE):
         bounds=None,
         eval_resolution: tuple[int, int] = (151, 201),
         weights=None,
+        points=None,
     ):
-        super().__init__(bounds or {"x": (-0.5, 1.0), "y": (-0.5, 1.5)}, weights)
+        super().__init__(bounds or {"x": (-0.5, 1.0), "y": (-0.5, 1.5)}, weights, points)
         if re <= 0:
             raise ValueError(f"pde.re must be positive; got {re}")
         self.re = float(re)
@@ -69,6 +70,18 @@ class Kovasznay(PDE):
             PointSet("boundary", ("bc",), lambda key, n: self.sample_boundary(key, n, axes=(0, 1)), boundary, "boundary"),
             PointSet("interior", ("ru", "rv", "rc"), self.sample_interior, interior),
         )
+
+    def provenance(self):
+        return {
+            "name": self.name,
+            "equation": "steady incompressible Navier-Stokes, nu = 1/Re",
+            "parameters": {"re": self.re},
+            "solver": "exact formula (Kovasznay 1948)",
+            "grid": {name: n for name, n in zip(self.input_names, self.eval_resolution)},
+            "accuracy": {"measure": "exact", "value": 0.0},
+            "cache_file": None,
+            "checksum": None,
+        }
 
     def reference(self):
         axes = {

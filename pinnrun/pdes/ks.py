@@ -13,12 +13,12 @@ import math
 import jax.numpy as jnp
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import Evolution1D, check_positive
+from pinnrun.pdes.base import Evolution, check_positive
 
 
-class KuramotoSivashinsky(Evolution1D):
+class KuramotoSivashinsky(Evolution):
     name = "ks"
-    periodic_x = True
+    periodic = ("x",)
 
     def __init__(
         self,
@@ -28,12 +28,13 @@ class KuramotoSivashinsky(Evolution1D):
         t_max: float = 1.0,
         eval_resolution=(251, 512),
         weights=None,
+        points=None,
     ):
         # gamma > 0 keeps the problem well posed; beta > 0 (anti-diffusion) drives the chaos.
         check_positive(alpha=alpha, gamma=gamma)
         if not math.isfinite(beta):
             raise ValueError(f"pde.beta must be a finite number; got {beta}")
-        super().__init__((0.0, 2 * math.pi), t_max, eval_resolution, weights)
+        super().__init__({"x": (0.0, 2 * math.pi)}, t_max, eval_resolution, weights, points)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.gamma = float(gamma)

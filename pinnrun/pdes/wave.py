@@ -11,15 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from pinnrun.derivatives import derivatives
-from pinnrun.pdes.base import Evolution1D, Reference, check_positive
+from pinnrun.pdes.base import Evolution, Reference, check_positive
 
 
-class Wave(Evolution1D):
+class Wave(Evolution):
     name = "wave"
 
-    def __init__(self, c: float = 2.0, t_max: float = 1.0, eval_resolution=(201, 256), weights=None):
+    def __init__(self, c: float = 2.0, t_max: float = 1.0, eval_resolution=(201, 256), weights=None, points=None):
         check_positive(c=c)
-        super().__init__((0.0, 1.0), t_max, eval_resolution, weights)
+        super().__init__({"x": (0.0, 1.0)}, t_max, eval_resolution, weights, points)
         self.c = float(c)
 
     def exact(self, t, x, xp=jnp):
@@ -46,8 +46,11 @@ class Wave(Evolution1D):
     def extra_point_sets(self):
         return (self.zero_boundary_point_set(),)
 
+    def reference_parameters(self):
+        return {"c": self.c}
+
     def reference(self):
         t = np.linspace(0.0, self.t_max, self.eval_resolution[0])
-        x = self.x_grid()
+        x = self.space_grid()[0]
         tt, xx = np.meshgrid(t, x, indexing="ij")
         return Reference(axes={"t": t, "x": x}, fields={"u": self.exact(tt, xx, xp=np)})

@@ -1,17 +1,49 @@
-"""Reference solutions of the 1-D benchmarks (wave, Burgers, Allen-Cahn, KdV, Kuramoto-Sivashinsky).
+"""Reference solutions of the benchmarks: 1-D (wave, Burgers, Allen-Cahn, KdV, Kuramoto-Sivashinsky)
+and 2-D (Gray-Scott, Ginzburg-Landau).
 
     >>> from pinnrun import reference
     >>> ref = reference.load("burgers")          # generated on first use, then cached
     >>> ref["t"].shape, ref["x"].shape, ref["u"].shape
     ((201,), (512,), (201, 512))
+    >>> ref = reference.load("gray_scott")
+    >>> ref["t"].shape, ref["x"].shape, ref["y"].shape, ref["u"].shape, ref["v"].shape
+    ((101,), (200,), (200,), (101, 200, 200), (101, 200, 200))
 
 ``load(name, cache_dir=None, progress=True, **overrides)`` returns float64 numpy arrays
-``{"t": [nt], "x": [nx], "u": [nt, nx]}`` on the benchmark's evaluation grid.  The spectral
-problems are solved by an ETDRK4 Fourier solver (``spectral.py``) and cached as ``.npz`` (see
+``{"t": [nt], "x": [nx], "u": [nt, nx]}`` on a 1-D benchmark's evaluation grid, and
+``{"t": [nt], "x": [nx], "y": [ny], "u": [nt, nx, ny], "v": [nt, nx, ny]}`` (``u[i, j, k] =
+u(t_i, x_j, y_k)``, ``ny = nx``) for a 2-D one.  The spectral problems are solved by ETDRK4
+Fourier solvers (``spectral.py`` in 1-D, ``spectral2d.py`` in 2-D) and cached as ``.npz`` (see
 ``cache.py``: ``cache_dir`` argument, else ``$PINNRUN_CACHE_DIR``, else
 ``~/.cache/pinnrun/reference``); ``wave`` is exact and never cached.  ``overrides`` replace PDE
-parameters (e.g. ``nu=...``), solver resolution (``modes``, ``dt``, ``dealias``) or grid fields
-(``T``, ``nt``, ``nx``); they enter the cache key.
+parameters (e.g. ``nu=...``; ``eps1``, ``eps2``, ``b1``, ``b2``, ``c1``, ``c2`` for Gray-Scott,
+``k``, ``eps`` for Ginzburg-Landau), solver resolution (``modes``, ``dt``, ``dealias``), grid
+fields (``T``, ``nt``, ``nx``) or the named initial condition (``ic``); they enter the cache key.
+``available()`` lists the 1-D names, ``available(2)`` the 2-D ones, ``available(None)`` all.
+
+The 2-D problems (``problems2d.py``) live on ``[-1, 1]^2``, periodic in both axes:
+
+* ``gray_scott``: ``u_t = 0.2 Lap u + 40 (1 - u) - 1000 u v^2``,
+  ``v_t = 0.1 Lap v - 100 v + 1000 u v^2`` on ``t in [0, 2]`` from two shifted Gaussians
+  (``u0 = 1 - exp(-10((x+0.05)^2 + (y+0.02)^2))``, ``v0 = exp(-10((x-0.05)^2 + (y-0.02)^2))``;
+  not exactly periodic, the solver starts from its Fourier projection, the ``t = 0`` row is the
+  formula itself).  Default: 128 modes per axis, dt = 2.5e-4 (refinement change 5.7e-8; about
+  2 minutes to generate on 2 cores).
+* ``ginzburg_landau``: ``A_t = 0.004 Lap A + 10 A - 10 (1 + 1.5 i) A |A|^2`` on ``t in [0, 1]``,
+  ``A0 = (10 y + 10 i x) exp(-25 (x^2 + y^2))``, stored as ``u = Re A``, ``v = Im A``.
+  Default: 256 modes per axis, dt = 1e-3 (refinement change 5.0e-9; about 70 s to generate).
+
+Both: 101 snapshots on ``x = y = linspace(-1, 1, 200)`` (both ends; exact trigonometric
+interpolation of the periodic solution), nonlinear terms zero-padded x2 per axis.  More named
+initial conditions (a y-independent and a uniform one per problem, used by the tests) are in
+``problems2d._INITIAL_CONDITIONS_2D``; ``register_initial_condition_2d(name, fn)`` adds one
+(``fn(x, y) -> (u0, v0)``).
+
+``provenance(name, cache_dir=None, **overrides)`` describes a reference as a JSON-serialisable
+dict (equation, parameters, solver, modes, dt, dealias, grid, the measured refinement accuracy,
+the cache file and its SHA-256 checksum; see ``records.py``) without regenerating a cached entry;
+``load_with_provenance(name, cache_dir=None, **overrides)`` returns ``(data, provenance)`` with
+one read of the entry.
 """
 
 from __future__ import annotations
@@ -36,6 +68,15 @@ from .problems import (
     solve,
     wave_exact,
 )
+from .problems2d import (
+    NAMES_2D,
+    PROBLEMS_2D,
+    SOLVER_VERSION_2D,
+    Periodic2DProblem,
+    register_initial_condition_2d,
+    solve_2d,
+)
+from .records import ACCURACY, load_with_provenance, provenance
 from .sensitivity import perturbation_growth
 
 __all__ = [
@@ -60,12 +101,28 @@ __all__ = [
     "WaveProblem",
     "PROBLEMS",
     "SOLVER_VERSION",
+    "Periodic2DProblem",
+    "PROBLEMS_2D",
+    "NAMES_2D",
+    "SOLVER_VERSION_2D",
+    "register_initial_condition_2d",
+    "solve_2d",
+    "provenance",
+    "load_with_provenance",
+    "ACCURACY",
 ]
 
 
-def available() -> List[str]:
-    """Names accepted by ``load``/``generate``."""
-    return list(NAMES)
+def available(dim: Optional[int] = None) -> List[str]:
+    """Names accepted by ``load``/``generate``: all of them (default), the 1-D problems (``dim=1``)
+    or the 2-D ones (``dim=2``)."""
+    if dim is None:
+        return list(NAMES) + list(NAMES_2D)
+    if dim == 1:
+        return list(NAMES)
+    if dim == 2:
+        return list(NAMES_2D)
+    raise ValueError(f"dim must be 1, 2 or None; got {dim!r}")
 
 
 def _wave(problem: WaveProblem) -> dict:
@@ -74,7 +131,10 @@ def _wave(problem: WaveProblem) -> dict:
 
 
 def load(name: str, cache_dir=None, *, progress: bool = True, **overrides) -> dict:
-    """Reference solution ``{"t", "x", "u"}`` of ``name``, from the cache or generated now."""
+    """Reference solution of ``name``, from the cache or generated now.
+
+    ``{"t", "x", "u"}`` for a 1-D problem, ``{"t", "x", "y", "u", "v"}`` for a 2-D one.
+    """
     problem = get_problem(name, **overrides)
     if isinstance(problem, WaveProblem):
         return _wave(problem)

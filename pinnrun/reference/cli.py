@@ -4,6 +4,7 @@
     pinnrun-reference all --cache-dir refs     # every problem
     pinnrun-reference kdv --force              # regenerate even if cached
     pinnrun-reference kdv --set modes=256 --set dt=2e-4   # non-default resolution (own cache key)
+    pinnrun-reference gray_scott               # the 2-D problems: gray_scott, ginzburg_landau
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import List, Optional
 
 from .cache import load_or_generate, resolve_cache_dir
 from .problems import NAMES, WaveProblem, get_problem
+from .problems2d import NAMES_2D
+
+ALL_NAMES = tuple(NAMES) + tuple(NAMES_2D)
 
 
 def _parse_value(text: str):
@@ -29,9 +33,9 @@ def _parse_value(text: str):
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="pinnrun-reference",
-        description="Generate reference solutions of the 1-D benchmarks and store them in the cache.",
+        description="Generate reference solutions of the 1-D and 2-D benchmarks and store them in the cache.",
     )
-    ap.add_argument("pde", choices=list(NAMES) + ["all"], help="problem to generate, or 'all'")
+    ap.add_argument("pde", choices=list(ALL_NAMES) + ["all"], help="problem to generate, or 'all'")
     ap.add_argument("--cache-dir", default=None,
                     help="cache folder (default: $PINNRUN_CACHE_DIR or ~/.cache/pinnrun/reference)")
     ap.add_argument("--force", action="store_true", help="regenerate even if a valid entry exists")
@@ -50,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"pinnrun-reference: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
         overrides[key.strip()] = _parse_value(value.strip())
-    names = list(NAMES) if args.pde == "all" else [args.pde]
+    names = list(ALL_NAMES) if args.pde == "all" else [args.pde]
     cache_dir = resolve_cache_dir(args.cache_dir)
     for name in names:
         try:

@@ -1,5 +1,8 @@
 """Definitions of the 1-D benchmark problems with reference solutions (BENCHMARKS.md sections 1-5).
 
+The 2-D problems (Gray-Scott, Ginzburg-Landau) are defined in ``problems2d.py``; ``get_problem``
+serves both.
+
 Each periodic problem is a small frozen dataclass holding the PDE parameters, domain, evaluation
 grid and the spectral solver resolution.  ``solve(problem)`` runs the ETDRK4 solver and returns
 the solution on the evaluation grid; ``pde_residual(problem, t, x, u)`` evaluates the strong
@@ -70,6 +73,11 @@ class PeriodicProblem:
     resolution: Resolution
     equation: str = ""
 
+    # names of the stored arrays, in checksum order (the cache is written for any problem class
+    # that has ARRAYS, grid(), shapes(), key_data() and compute())
+    ARRAYS = ("t", "x", "u")
+    FIELDS = ("u",)
+
     @property
     def p(self) -> Dict[str, float]:
         return dict(self.params)
@@ -81,6 +89,16 @@ class PeriodicProblem:
     @property
     def x(self) -> np.ndarray:
         return np.linspace(self.domain[0], self.domain[1], self.nx)
+
+    def grid(self) -> Dict[str, np.ndarray]:
+        return {"t": self.t, "x": self.x}
+
+    def shapes(self) -> Dict[str, tuple]:
+        return {"t": (self.nt,), "x": (self.nx,), "u": (self.nt, self.nx)}
+
+    def compute(self, progress=None) -> dict:
+        """``solve(self)``: the reference on the evaluation grid."""
+        return solve(self, progress=progress)
 
     def u0(self, x: np.ndarray) -> np.ndarray:
         return _INITIAL_CONDITIONS[self.ic](np.asarray(x, dtype=np.float64))
@@ -262,9 +280,18 @@ SPECTRAL_NAMES = tuple(n for n, p in PROBLEMS.items() if isinstance(p, PeriodicP
 
 
 def get_problem(name: str, **overrides):
-    """The problem called ``name`` with ``overrides`` applied (see ``with_overrides``)."""
+    """The problem called ``name`` with ``overrides`` applied (see ``with_overrides``).
+
+    ``name`` is one of the 1-D problems (``NAMES``) or of the 2-D ones (``problems2d.NAMES_2D``).
+    """
+    from .problems2d import NAMES_2D, PROBLEMS_2D  # that module imports this one
+
+    if name in PROBLEMS_2D:
+        prob = PROBLEMS_2D[name]
+        return prob.with_overrides(**overrides) if overrides else prob
     if name not in PROBLEMS:
-        raise ValueError(f"unknown reference problem {name!r}; allowed values: {', '.join(NAMES)}")
+        allowed = ", ".join(NAMES + NAMES_2D)
+        raise ValueError(f"unknown reference problem {name!r}; allowed values: {allowed}")
     prob = PROBLEMS[name]
     if isinstance(prob, WaveProblem):
         if overrides:

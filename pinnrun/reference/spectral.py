@@ -26,6 +26,7 @@ import scipy.fft as sfft
 
 __all__ = [
     "etdrk4_coefficients",
+    "etdrk4_march",
     "PeriodicSpectralSolver",
     "wavenumbers",
     "trig_interpolation_matrix",
@@ -103,6 +104,57 @@ def spectral_derivative(u: np.ndarray, length: float, order: int = 1, axis: int 
 class _Stats:
     steps: int = 0
     seconds: float = 0.0
+
+
+def etdrk4_march(
+    v: np.ndarray,
+    nonlinear: Callable[[np.ndarray], np.ndarray],
+    coefficients: Callable[[float], tuple],
+    t_out: np.ndarray,
+    dt: float,
+    store: Callable[[int, np.ndarray], None],
+    progress: Optional[ProgressFn] = None,
+) -> "_Stats":
+    """ETDRK4 (Cox-Matthews) from ``v`` at ``t_out[0]`` through the uniformly spaced ``t_out``,
+    calling ``store(i, v)`` at each output time; the step is the largest ``h <= dt`` dividing the
+    output interval. ``coefficients(h)`` gives (E, E2, Q, f1, f2, f3) of h L; ``nonlinear`` maps
+    coefficients to those of N. Shared by the 1-D and 2-D solvers:
+
+        a = E2 v + Q N(v),  b = E2 v + Q N(a),  c = E2 a + Q (2 N(b) - N(v)),
+        v <- E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c).
+    """
+    nt = t_out.size
+    store(0, v)
+    if nt == 1:
+        return _Stats()
+    gaps = np.diff(t_out)
+    interval = float(gaps.mean())
+    if not np.allclose(gaps, interval, rtol=1e-9, atol=0.0):
+        raise ValueError("t_out must be uniformly spaced")
+    per = max(1, int(math.ceil(interval / dt - 1e-9)))
+    h = interval / per
+    e, e2, q, f1, f2, f3 = coefficients(h)
+    total = per * (nt - 1)
+    report_every = max(1, total // 10)
+    start = time.perf_counter()
+    step = 0
+    for i in range(1, nt):
+        for _ in range(per):
+            nv = nonlinear(v)
+            av = e2 * v + q * nv
+            na = nonlinear(av)
+            bv = e2 * v + q * na
+            nb = nonlinear(bv)
+            cv = e2 * av + q * (2.0 * nb - nv)
+            nc = nonlinear(cv)
+            v = e * v + nv * f1 + 2.0 * (na + nb) * f2 + nc * f3
+            step += 1
+            if progress is not None and (step % report_every == 0 or step == total):
+                progress(step, total, time.perf_counter() - start)
+        if not np.all(np.isfinite(v)):
+            raise FloatingPointError(f"solution blew up before t = {t_out[i]:g}")
+        store(i, v)
+    return _Stats(steps=total, seconds=time.perf_counter() - start)
 
 
 class PeriodicSpectralSolver:
@@ -208,41 +260,10 @@ class PeriodicSpectralSolver:
         output interval.  Returns a complex array ``[len(t_out), n // 2 + 1]``.
         """
         t_out = np.asarray(t_out, dtype=np.float64)
-        nt = t_out.size
-        out = np.empty((nt, self.n // 2 + 1), dtype=np.complex128)
+        out = np.empty((t_out.size, self.n // 2 + 1), dtype=np.complex128)
         v = self._clean(np.asarray(v0, dtype=np.complex128).copy())
-        out[0] = v
-        if nt == 1:
-            return out
-        gaps = np.diff(t_out)
-        interval = float(gaps.mean())
-        if not np.allclose(gaps, interval, rtol=1e-9, atol=0.0):
-            raise ValueError("t_out must be uniformly spaced")
-        per = max(1, int(math.ceil(interval / dt - 1e-9)))
-        h = interval / per
-        e, e2, q, f1, f2, f3 = etdrk4_coefficients(self.lin, h, self.contour_points)
-        total = per * (nt - 1)
-        report_every = max(1, total // 10)
-        nl = self.nonlinear
-        start = time.perf_counter()
-        step = 0
-        for i in range(1, nt):
-            for _ in range(per):
-                nv = nl(v)
-                av = e2 * v + q * nv
-                na = nl(av)
-                bv = e2 * v + q * na
-                nb = nl(bv)
-                cv = e2 * av + q * (2.0 * nb - nv)
-                nc = nl(cv)
-                v = e * v + nv * f1 + 2.0 * (na + nb) * f2 + nc * f3
-                step += 1
-                if progress is not None and (step % report_every == 0 or step == total):
-                    progress(step, total, time.perf_counter() - start)
-            if not np.all(np.isfinite(v)):
-                raise FloatingPointError(f"solution blew up before t = {t_out[i]:g}")
-            out[i] = v
-        self.stats = _Stats(steps=total, seconds=time.perf_counter() - start)
+        coefficients = lambda h: etdrk4_coefficients(self.lin, h, self.contour_points)  # noqa: E731
+        self.stats = etdrk4_march(v, self.nonlinear, coefficients, t_out, dt, out.__setitem__, progress)
         return out
 
     def evaluate(self, coeffs: np.ndarray, x: np.ndarray) -> np.ndarray:
