@@ -197,7 +197,7 @@ def test_time_marching_compiles_once_and_hands_each_window_the_previous_network(
 
     with jax_settings(cfg):
         context = trainer.stage_context(second, first, params)
-        x = trainer.pde(second).x_grid()
+        x = trainer.pde(second).space_grid()[0]
         points = jnp.asarray(np.stack([np.full_like(x, 0.25), x], axis=-1), jnp.float32)
         apply = trainer.c.model_for(jnp.float32).apply
         closure = jax.jit(jax.vmap(lambda z: apply(params, z)))(points)
