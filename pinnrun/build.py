@@ -84,9 +84,20 @@ def build(cfg: Mapping[str, Any]) -> Components:
         if (other.input_names, other.field_names, other.periodic_axes) != (pde.input_names, pde.field_names, pde.periodic_axes):
             raise ConfigError(f"stages: stage {stage.name} changes the PDE's inputs, fields or periodic axes")
 
+    input_scale = {}
+    for name, factor in (cfg["arch"].get("input_scale") or {}).items():
+        if name not in pde.input_names:
+            raise ConfigError(f"arch.input_scale.{name}: not an input of {pde.name}; inputs: {', '.join(pde.input_names)}")
+        axis = pde.input_names.index(name)
+        if cfg["arch"].get("periodic", False) and axis in pde.periodic_axes:
+            raise ConfigError(f"arch.input_scale.{name}: {name} is periodic (its period sets its scale); scale only: "
+                              + ", ".join(n for i, n in enumerate(pde.input_names) if i not in pde.periodic_axes))
+        input_scale[axis] = float(factor)
+
     def model_for(dtype):
         return build_model(
-            cfg["arch"], input_dim=pde.input_dim, output_dim=pde.output_dim, periodic_axes=pde.periodic_axes, dtype=dtype
+            cfg["arch"], input_dim=pde.input_dim, output_dim=pde.output_dim, periodic_axes=pde.periodic_axes,
+            input_scale=input_scale, dtype=dtype,
         )
 
     overrides = cfg["weighting"]["weights"]

@@ -124,6 +124,12 @@ def validate_arch(cfg: Mapping) -> None:
         check_keys(cfg, "arch.fourier", ("scale", "dim"))
         check_float(cfg, "arch.fourier.scale", 0.0, exclusive_min=True)
         check_int(cfg, "arch.fourier.dim", 1)
+    scale = cfg["arch"].get("input_scale")
+    if scale is not None:
+        if not isinstance(scale, Mapping):
+            raise ConfigError(f"arch.input_scale: must be null or a mapping input name -> factor, e.g. {{t: 5.0}}; got {scale!r}")
+        for name in scale:
+            check_float(cfg, f"arch.input_scale.{name}", 0.0, exclusive_min=True)
     if _get(cfg, "arch.rwf") is not None:
         check_keys(cfg, "arch.rwf", ("mean", "std"))
         check_float(cfg, "arch.rwf.mean")

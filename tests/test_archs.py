@@ -354,3 +354,32 @@ def test_bad_config_raises(bad, needle):
 def test_bad_periodic_axis_raises():
     with pytest.raises(ValueError, match="periodic_axes"):
         build_model(cfg(periodic=True), input_dim=2, output_dim=1, periodic_axes={2: 1.0})
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_input_scale_feeds_the_network_the_scaled_input(name):
+    """input_scale {0: s}: the model at (t, x) is the unscaled model (same params) at (s t, x), and its
+    t-derivative carries the chain-rule factor s (under jet, as the residuals take it)."""
+    from jax.experimental import jet
+
+    base = dict(FULL, rwf=None)
+    periodic = {1: 2.0}
+    scaled = build_model(cfg(name, **base), input_dim=2, output_dim=2, periodic_axes=periodic, input_scale={0: 20.0})
+    plain = build_model(cfg(name, **base), input_dim=2, output_dim=2, periodic_axes=periodic)
+    params = scaled.init(jax.random.key(3))
+    z = jnp.array([0.013, 0.4])
+    np.testing.assert_allclose(scaled.apply(params, z), plain.apply(params, z * jnp.array([20.0, 1.0])), rtol=1e-6)
+    direction = jnp.array([1.0, 0.0])
+    _, (d_scaled, _) = jet.jet(lambda q: scaled.apply(params, q), (z,), ((direction, jnp.zeros(2)),))
+    _, d_plain = jax.jvp(lambda q: plain.apply(params, q), (z * jnp.array([20.0, 1.0]),), (direction,))
+    np.testing.assert_allclose(d_scaled, 20.0 * d_plain, rtol=1e-5)
+    # No scale is the plain model, bit for bit.
+    unscaled = build_model(cfg(name, **base), input_dim=2, output_dim=2, periodic_axes=periodic, input_scale={})
+    assert np.array_equal(unscaled.apply(params, z), plain.apply(params, z))
+
+
+@pytest.mark.parametrize("scale, needle", [({1: 2.0}, "periodic"), ({0: 0.0}, "> 0"), ({3: 1.0}, "out of range")])
+def test_bad_input_scale_raises(scale, needle):
+    with pytest.raises(ValueError, match=needle) as info:
+        build_model(cfg(periodic=True), input_dim=2, output_dim=1, periodic_axes={1: 2.0}, input_scale=scale)
+    assert "\n" not in str(info.value)

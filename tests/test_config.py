@@ -162,3 +162,21 @@ def test_a_pdes_budgets_may_set_the_learning_rate_schedule():
     assert schedule("pde=burgers", "optim=soap", "optim.decay_steps=7") == (200, 7)
     # Optimizers without a schedule are untouched by the budget's keys.
     assert schedule("pde=burgers", "optim=lbfgs") == (None, None)
+
+
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        (["pde=gray_scott", "train=cpu_quick", "arch.input_scale={s: 2.0}"], "arch.input_scale.s: not an input of gray_scott; inputs: t, x, y"),
+        (["pde=gray_scott", "train=cpu_quick", "arch.input_scale={x: 2.0}"], "arch.input_scale.x: x is periodic"),
+        (["pde=gray_scott", "train=cpu_quick", "arch.input_scale={t: -1.0}"], "arch.input_scale.t"),
+        (["arch.input_scale=3"], "arch.input_scale: must be null or a mapping"),
+    ],
+)
+def test_input_scale_is_checked_against_the_pdes_inputs_before_compiling(overrides, needle):
+    from pinnrun.build import build
+
+    cfg = composed(*overrides)
+    with pytest.raises(ConfigError) as error:
+        build(validate(cfg))
+    assert needle in str(error.value) and "\n" not in str(error.value)

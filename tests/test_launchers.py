@@ -72,6 +72,8 @@ def test_submitit_local_two_jobs(cli):
     assert len(list(sweep.glob(".submitit/*/*_result.pkl"))) == 2
 
 
+# Slow (16 s): three full trials; test_joblib_and_optuna_presets_compose keeps the preset in the default suite.
+@pytest.mark.slow
 def test_optuna_three_trials(cli):
     needs("hydra_optuna_sweeper", "sweep")
     result = cli(["-m", "hydra/sweeper=pinnrun_optuna_soap", "optim=soap", "hydra.sweeper.n_trials=3",
@@ -176,6 +178,9 @@ def _submitit_task_pids() -> list[int]:
     return pids
 
 
+# Slow (24 s): submitit start-up, a signal and a requeue; test_submitit_local_two_jobs and
+# test_resume.py's SIGTERM test keep the launcher and the save-on-signal path in the default suite.
+@pytest.mark.slow
 def test_submitit_local_job_requeued_on_sigusr2_resumes_from_its_checkpoint(tmp_path):
     """SIGUSR2 (what SLURM sends before a time limit): pinnrun checkpoints, submitit requeues the job,
     and the requeued job resumes from the checkpoint in the same run directory."""

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import COMPILE_CACHE, read_jsonl, run_cli
 
 TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
@@ -79,6 +81,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Slow (30 s): two processes start JAX each; the in-process two-device tests above keep the
+# data-parallel maths in the default suite.
+@pytest.mark.slow
 def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
     from conftest import pinnrun_command
 

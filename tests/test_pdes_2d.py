@@ -177,10 +177,17 @@ def test_recipes_and_quick_budgets(name):
     pde = build_pde(recipe["pde"])
     window = pde.t_max / train["time_windows"]
     quick = validate(composed(f"pde={name}", "optim=soap", "train=cpu_quick"))
-    # the quick budget learns the recipe's first two windows: the same window length
-    assert quick["pde"]["t_max"] == pytest.approx(0.4) and quick["train"]["time_windows"] * window == pytest.approx(0.4)
-    if name == "ginzburg_landau":
+    # the quick budget learns the recipe's first two windows
+    assert quick["pde"]["t_max"] == pytest.approx(0.4)
+    if name == "ginzburg_landau":  # in the same 0.2-long windows
+        assert quick["train"]["time_windows"] * window == pytest.approx(0.4)
         assert pde.default_weights() == {"ic_u": 100.0, "ic_v": 100.0, "res_u": 1.0, "res_v": 1.0}
+    else:  # in 8 windows of 0.05; both budgets feed the network t / (window length)
+        assert quick["train"]["time_windows"] == 8 and quick["weighting"]["name"] == "fixed"
+        assert build_pde(quick["pde"]).default_weights() == {"ic_u": 100.0, "ic_v": 100.0, "res_u": 1.0, "res_v": 1.0}
+        for budget in (recipe, quick):
+            length = budget["pde"]["t_max"] / budget["train"]["time_windows"]
+            assert budget["arch"]["input_scale"]["t"] * length == pytest.approx(1.0)
 
 
 def test_the_1d_problems_sit_on_the_same_base_with_their_old_point_counts():

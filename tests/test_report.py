@@ -198,6 +198,8 @@ def test_clear_errors(tmp_path, capsys):
     assert int(read_csv(good / "report.csv")[("kovasznay", "adam")]["n"]) == 1
 
 
+# Slow (20 s): four real jobs; the fake-sweep tests above check the report's numbers in the default suite.
+@pytest.mark.slow
 def test_real_sweep_joblib(cli):
     """`pinnrun -m hydra/launcher=pinnrun_joblib optim=adam,soap train.seed=0,1` completes 4 jobs and the
     report's table matches the runs' summaries."""

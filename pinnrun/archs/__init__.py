@@ -12,6 +12,7 @@ cfg keys (plain mapping) and defaults:
   activation  "tanh" | "sin" | "swish" | "gelu"              (default "tanh")
   fourier     None | {"scale": float (1.0), "dim": int}      (default None; dim defaults to width//2)
   periodic    bool                                           (default False)
+  input_scale (build_model argument) input axis -> factor: the network sees factor * z_axis
   rwf         None | {"mean": float (1.0), "std": float (0.1)} (default None)
   pi_init     bool, pirate only (read by the trainer)        (default False)
 """
@@ -47,6 +48,7 @@ def build_model(
     input_dim: int,
     output_dim: int,
     periodic_axes: Mapping[int, float] | None = None,
+    input_scale: Mapping[int, float] | None = None,
     dtype=jnp.float32,
 ) -> Model:
     """Build a single-point ``Model`` from a model config mapping (see module docstring)."""
@@ -70,7 +72,7 @@ def build_model(
         blocks_key = "num_blocks" if cfg.get("num_blocks") is not None else "depth"
         num_blocks = positive_int(cfg, blocks_key, 3)
         fourier = parse_fourier(cfg.get("fourier"), default_dim=max(width // 2, 1))
-        embedding = Embedding(input_dim, axes, fourier)
+        embedding = Embedding(input_dim, axes, fourier, input_scale)
         return build_pirate(
             input_dim=input_dim, output_dim=output_dim, width=width, num_blocks=num_blocks,
             act=act, embedding=embedding, rwf=rwf, dtype=dtype,
@@ -78,7 +80,7 @@ def build_model(
 
     depth = positive_int(cfg, "depth", 4)
     fourier = parse_fourier(cfg.get("fourier"), default_dim=max(width // 2, 1))
-    embedding = Embedding(input_dim, axes, fourier)
+    embedding = Embedding(input_dim, axes, fourier, input_scale)
     builder = build_mlp if name == "mlp" else build_modified_mlp
     return builder(
         input_dim=input_dim, output_dim=output_dim, width=width, depth=depth,

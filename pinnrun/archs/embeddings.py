@@ -1,4 +1,4 @@
-"""Input embeddings: fixed periodic embedding, then trainable random Fourier features."""
+"""Input embeddings: fixed input scaling, fixed periodic embedding, then trainable random Fourier features."""
 
 from __future__ import annotations
 
@@ -14,18 +14,22 @@ from .layers import Params
 
 # --------------------------------------------------------------------------- periodic
 
-def check_periodic_axes(periodic_axes: Mapping[int, float] | None, input_dim: int) -> dict[int, float]:
-    axes = {} if periodic_axes is None else dict(periodic_axes)
+def check_axis_values(name: str, what: str, values: Mapping[int, float] | None, input_dim: int) -> dict[int, float]:
+    """``{axis: value > 0}`` with every axis in [0, input_dim); ValueError naming ``name`` otherwise."""
     out = {}
-    for a, period in axes.items():
+    for a, value in ({} if values is None else dict(values)).items():
         a = int(a)
         if not 0 <= a < input_dim:
-            raise ValueError(f"periodic_axes: axis {a} out of range [0, {input_dim})")
-        period = float(period)
-        if not period > 0:
-            raise ValueError(f"periodic_axes: period for axis {a} must be > 0, got {period!r}")
-        out[a] = period
+            raise ValueError(f"{name}: axis {a} out of range [0, {input_dim})")
+        value = float(value)
+        if not value > 0:
+            raise ValueError(f"{name}: {what} for axis {a} must be > 0, got {value!r}")
+        out[a] = value
     return out
+
+
+def check_periodic_axes(periodic_axes: Mapping[int, float] | None, input_dim: int) -> dict[int, float]:
+    return check_axis_values("periodic_axes", "period", periodic_axes, input_dim)
 
 
 def periodic_dim(input_dim: int, periodic_axes: Mapping[int, float]) -> int:
@@ -48,6 +52,17 @@ def periodic_embed(z: jax.Array, periodic_axes: Mapping[int, float]) -> jax.Arra
         else:
             parts.append(za)
     return jnp.concatenate(parts)
+
+
+# --------------------------------------------------------------------------- input scaling
+
+def check_input_scale(input_scale: Mapping[int, float] | None, input_dim: int, periodic_axes: Mapping[int, float]) -> dict[int, float]:
+    """axis -> factor > 0 on non-periodic axes (a periodic axis's embedding fixes its frequency)."""
+    out = check_axis_values("input_scale", "factor", input_scale, input_dim)
+    for a in out:
+        if a in periodic_axes:
+            raise ValueError(f"input_scale: axis {a} is periodic; its period sets its scale")
+    return out
 
 
 # --------------------------------------------------------------------------- Fourier
@@ -83,10 +98,25 @@ def fourier_apply(p: Params, x: jax.Array) -> jax.Array:
 # --------------------------------------------------------------------------- combined
 
 class Embedding:
-    """phi(z) = Fourier(periodic(z)) (each stage optional). Params live under ``params["embedding"]``."""
+    """phi(z) = Fourier(periodic(s * z)) (each stage optional). Params live under ``params["embedding"]``.
 
-    def __init__(self, input_dim: int, periodic_axes: Mapping[int, float], fourier: tuple[float, int] | None):
+    s: fixed factors per input (1 where none is given). A time-marched run's windows are short: with
+    t scaled by 1 / (window length), as the paper's code feeds t / t_window, each window spans one
+    unit, so Fourier features of scale 1 vary across it (unscaled, a window of length 0.05 sees them
+    nearly constant in t).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        periodic_axes: Mapping[int, float],
+        fourier: tuple[float, int] | None,
+        input_scale: Mapping[int, float] | None = None,
+    ):
         self.periodic_axes = dict(periodic_axes)
+        self.input_scale = check_input_scale(input_scale, input_dim, self.periodic_axes)
+        # One multiply by a constant vector (jet has no rule for scatter updates).
+        self.scale = None if not self.input_scale else tuple(self.input_scale.get(a, 1.0) for a in range(input_dim))
         self.fourier = fourier
         self.pre_dim = periodic_dim(input_dim, self.periodic_axes)
         self.out_dim = self.pre_dim if fourier is None else 2 * fourier[1]
@@ -98,6 +128,8 @@ class Embedding:
         return {"fourier": fourier_init(key, self.pre_dim, dim, scale, dtype)}
 
     def apply(self, p: Params, z: jax.Array) -> jax.Array:
+        if self.scale is not None:
+            z = z * jnp.asarray(self.scale, z.dtype)
         x = periodic_embed(z, self.periodic_axes)
         if self.fourier is not None:
             x = fourier_apply(p["fourier"], x)
