@@ -167,8 +167,8 @@ def test_a_pdes_budgets_may_set_the_learning_rate_schedule():
 @pytest.mark.parametrize(
     "overrides, needle",
     [
-        (["pde=gray_scott", "train=cpu_quick", "arch.input_scale={s: 2.0}"], "arch.input_scale.s: not an input of gray_scott; inputs: t, x, y"),
-        (["pde=gray_scott", "train=cpu_quick", "arch.input_scale={x: 2.0}"], "arch.input_scale.x: x is periodic"),
+        (["arch.input_scale={t: 2.0}"], "arch.input_scale.t: not an input of kovasznay; inputs: x, y"),
+        (["pde=ks", "train=cpu_quick", "arch.input_scale={x: 2.0}"], "arch.input_scale.x: x is periodic"),
         (["pde=gray_scott", "train=cpu_quick", "arch.input_scale={t: -1.0}"], "arch.input_scale.t"),
         (["arch.input_scale=3"], "arch.input_scale: must be null or a mapping"),
     ],
