@@ -64,7 +64,7 @@ def build_pde(pde_cfg: Mapping[str, Any]):
 def build(cfg: Mapping[str, Any]) -> Components:
     """Components of a run: its stages and, for each stage's PDE parameters, the PDE and its losses."""
     from pinnrun.archs import build_model
-    from pinnrun.stages import config_key, plan_stages
+    from pinnrun.stages import config_key, entries_of, plan_stages
 
     pdes: dict[str, Any] = {}
 
@@ -78,6 +78,12 @@ def build(cfg: Mapping[str, Any]) -> Components:
     windows = int(cfg["train"].get("time_windows", 1))
     if windows > 1 and pde.time_axis is None:
         raise ConfigError(f"train.time_windows: {pde.name} is not a time-dependent problem; use 1")
+    if cfg.get("stages"):   # each curriculum entry's PDE, an error naming the entry
+        for i, entry in enumerate(entries_of(cfg)):
+            try:
+                pde_for(entry["pde"])
+            except ConfigError as error:
+                raise ConfigError(f"stages[{i}] ({entry['name']}): {error}") from None
     stages = plan_stages(cfg, lambda pde_cfg: pde_for(pde_cfg).bounds["t"])
     for stage in stages:  # one network for all stages: the inputs and outputs must stay the same
         other = pde_for(stage.pde)

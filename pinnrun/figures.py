@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from pinnrun.evaluation import Evaluation
-from pinnrun.pdes.base import Reference
+from pinnrun.pdes.base import Profile, Reference
 
 
 def _pyplot():
@@ -102,6 +102,51 @@ def plot_error_vs_time(times: np.ndarray, evaluation: Evaluation, path: Path) ->
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def profile_values(reference: Reference, evaluation: Evaluation, profiles) -> dict[str, np.ndarray]:
+    """For each profile ``<field>_<along>``: the coordinates along it, the reference and the prediction
+    on the grid line nearest the profile's ``at`` values (also saved as the line's actual position)."""
+    names = list(reference.axes)
+    out: dict[str, np.ndarray] = {}
+    for profile in profiles:
+        index: list[Any] = []
+        for name in names:
+            if name == profile.along:
+                index.append(slice(None))
+            else:
+                coords = np.asarray(reference.axes[name])
+                index.append(int(np.argmin(np.abs(coords - profile.at[name]))))
+        key = f"{profile.field}_{profile.along}"
+        out[f"{key}/coords"] = np.asarray(reference.axes[profile.along])
+        out[f"{key}/at"] = np.array([reference.axes[n][i] for n, i in zip(names, index) if n != profile.along])
+        out[f"{key}/reference"] = np.asarray(reference.fields[profile.field])[tuple(index)]
+        out[f"{key}/prediction"] = np.asarray(evaluation.prediction[profile.field])[tuple(index)]
+    return out
+
+
+def write_profiles(path_stem: Path, reference: Reference, evaluation: Evaluation, profiles: tuple[Profile, ...], title: str,
+                   make_figures: bool = True) -> None:
+    """``<stem>.npz`` (profile_values) and, with ``make_figures``, ``<stem>.png``: one panel per profile."""
+    values = profile_values(reference, evaluation, profiles)
+    np.savez(path_stem.with_suffix(".npz"), **values)
+    if not make_figures:
+        return
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(profiles), figsize=(5.2 * len(profiles), 4.2), squeeze=False)
+    for ax, profile in zip(axes[0], profiles):
+        key = f"{profile.field}_{profile.along}"
+        at = ", ".join(f"{n} = {v:.4g}" for n, v in zip([n for n in reference.axes if n != profile.along], values[f"{key}/at"]))
+        ax.plot(values[f"{key}/coords"], values[f"{key}/reference"], "k-", lw=1.5, label="reference")
+        ax.plot(values[f"{key}/coords"], values[f"{key}/prediction"], "r--", lw=1.5, label="network")
+        ax.set_xlabel(profile.along)
+        ax.set_title(f"{profile.field}({at}) (field rel L2 {evaluation.rel_l2.get(profile.field, float('nan')):.2e})")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path_stem.with_suffix(".png"), dpi=100)
+    plt.close(fig)
 
 
 def write_evaluation(folder: Path, reference: Reference, evaluation: Evaluation, make_figures: bool = True) -> dict[str, Path]:

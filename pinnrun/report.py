@@ -254,7 +254,39 @@ def _cell_text(mean: float, std: float, n: int, spec: str) -> str:
     return f"{_fmt(mean, spec)}{spread} (n={n})"
 
 
-def write_markdown(cells: list[Cell], path: Path, sources: list[Path], notes: list[str]) -> Path:
+def stage_errors(runs: list[Run]) -> dict[tuple[str, str], list[float]]:
+    """(stage name, field) -> the runs' final relative L2 at the end of that stage, in stage order."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        for record in run.summary.get("stages") or []:
+            for name, value in (record.get("final_rel_l2") or {}).items():
+                out.setdefault((str(record.get("name")), name), []).append(_float(value))
+    return out
+
+
+def stage_table(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
+    """Markdown lines: each stage's final error per field (curricula, windows, phases), for the PDEs
+    whose runs have more than one stage; empty when none has."""
+    optimizers = sorted({o for _, o in groups})
+    per_pde: dict[str, dict[str, dict[tuple[str, str], list[float]]]] = {}
+    for (pde, optimizer), runs in groups.items():
+        if any(len(r.summary.get("stages") or []) > 1 for r in runs):
+            per_pde.setdefault(pde, {})[optimizer] = stage_errors(runs)
+    if not per_pde:
+        return []
+    lines = ["## Final relative L2 per stage", "", "At the end of each stage, against that stage's reference.", "",
+             "| PDE | stage | field | " + " | ".join(optimizers) + " |", "|---" * (len(optimizers) + 3) + "|"]
+    for pde, by_optimizer in per_pde.items():
+        keys = list(dict.fromkeys(k for errors in by_optimizer.values() for k in errors))
+        for stage, name in keys:
+            row = [_cell_text(*stats(by_optimizer[o][(stage, name)]), ".3e") if (stage, name) in by_optimizer.get(o, {}) else "–"
+                   for o in optimizers]
+            lines.append(f"| {pde} | {stage} | {name} | " + " | ".join(row) + " |")
+    return lines + [""]
+
+
+def write_markdown(cells: list[Cell], path: Path, sources: list[Path], notes: list[str],
+                   groups: dict[tuple[str, str], list[Run]] | None = None) -> Path:
     pdes = list(dict.fromkeys(c.pde for c in cells))
     optimizers = list(dict.fromkeys(c.optimizer for c in sorted(cells, key=lambda c: c.optimizer)))
     by_key = {(c.pde, c.optimizer): c for c in cells}
@@ -278,6 +310,7 @@ def write_markdown(cells: list[Cell], path: Path, sources: list[Path], notes: li
             ]
             lines.append(f"| {pde} | " + " | ".join(row) + " |")
         lines.append("")
+    lines += stage_table(groups) if groups else []
     if notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
     lines += [
@@ -431,7 +464,7 @@ def make_report(folders: list[Path], out: Path | None = None, warn=print) -> dic
     out.mkdir(parents=True, exist_ok=True)
     cells = summarise(groups)
     written = {
-        "report.md": write_markdown(cells, out / "report.md", folders, notes),
+        "report.md": write_markdown(cells, out / "report.md", folders, notes, groups),
         "report.csv": write_csv(cells, out / "report.csv"),
         "error_vs_step.png": plot_error(groups, out / "error_vs_step.png"),
     }

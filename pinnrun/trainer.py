@@ -27,7 +27,7 @@ import numpy as np
 from pinnrun import alignment
 from pinnrun.adaptive import AdaptiveWeights
 from pinnrun.evaluation import Evaluation, Evaluator
-from pinnrun.figures import write_run_outputs
+from pinnrun.figures import write_profiles, write_run_outputs
 from pinnrun.losses import PINNLoss, StageContext
 from pinnrun.marching import slice_reference, window_edges
 from pinnrun.phases import PhaseStepper, build_stepper
@@ -510,6 +510,13 @@ class Trainer:
             "wall_seconds": before + time.perf_counter() - entered,
         }
         following = self.stages[stage.index + 1] if stage.index + 1 < len(self.stages) else None
+        profiles = self.pde(stage).profiles()
+        if profiles and self.main_process and (following is None or following.entry != stage.entry):
+            # The end of a curriculum entry: its network on the PDE's profile lines, against its reference.
+            folder = self.run_dir / "stages"
+            folder.mkdir(exist_ok=True)
+            write_profiles(folder / f"{stage.entry:02d}_{stage.name.replace('/', '_')}_profiles", self.evaluator(stage).reference,
+                           evaluation, profiles, f"stage {stage.name} (steps {stage.start}-{stage.end})", self.train_cfg["figures"])
         if stage.window is not None and (following is None or (following.entry, following.window) != (stage.entry, stage.window)):
             self.window_params[stage.window] = state.params
             if self.main_process:

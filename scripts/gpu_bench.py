@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-PDES = ("kovasznay", "wave", "burgers", "allen_cahn", "kdv", "ks", "gray_scott", "ginzburg_landau")
+PDES = ("kovasznay", "wave", "burgers", "allen_cahn", "kdv", "ks", "gray_scott", "ginzburg_landau", "lid_driven_cavity")
 
 
 def measure(pde: str, optim: str, steps: int, chunk: int) -> dict:

@@ -69,7 +69,7 @@ def test_wave_run_reports_error_against_time(cli):
     [
         (["train.steps=-5"], "train.steps must be an integer >= 1"),
         (["arch.activation=nope"], "arch.activation must be one of tanh, sin, swish, gelu"),
-        (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, ginzburg_landau, gray_scott, kdv, kovasznay, ks, wave"),
+        (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, ginzburg_landau, gray_scott, kdv, kovasznay, ks, lid_driven_cavity, wave"),
         (["pde.re=-3"], "pde.re must be positive"),
     ],
 )

@@ -257,3 +257,25 @@ def test_runs_over_different_domains_get_rows_of_their_own(tmp_path, monkeypatch
     }
     assert float(rows[("ks (t in [0, 0.3])", "soap")]["rel_l2_mean"]) == pytest.approx(0.06)
     assert rows[("ks (t in [0, 0.3])", "soap")]["n"] == "2" and rows[("ks (t in [0, 1])", "soap")]["n"] == "1"
+
+
+def test_a_curriculum_gets_its_errors_per_stage(tmp_path):
+    """Runs with stages: a table of each stage's final error per field, mean ± std over seeds."""
+    sweep = tmp_path / "sweep"
+    per_seed = {"adam": [(0.4, 0.6), (0.6, 0.8)], "soap": [(0.04, 0.1), (0.06, 0.3)]}
+    for optimizer, seeds in per_seed.items():
+        for seed, (first, second) in enumerate(seeds):
+            run = sweep / f"{optimizer}_{seed}"
+            summary = write_run(run, "wave", optimizer, seed, (second,), 10.0, 1.0)
+            summary["stages"] = [{"index": 0, "name": "re100", "final_rel_l2": {"u": first}},
+                                 {"index": 1, "name": "re400", "final_rel_l2": {"u": second}}]
+            (run / "summary.json").write_text(json.dumps(summary))
+    single = write_run(sweep / "single", "kovasznay", "adam", 0, (0.1, 0.2, 0.3), 10.0, 1.0)
+    single["stages"] = [{"index": 0, "name": "adam", "final_rel_l2": {"u": 0.1, "v": 0.2, "p": 0.3}}]
+    (sweep / "single" / "summary.json").write_text(json.dumps(single))
+    make_report([sweep], warn=lambda *_: None)
+    markdown = (sweep / "report.md").read_text()
+    assert "## Final relative L2 per stage" in markdown
+    assert "| wave | re100 | u | 5.000e-01 ± 1.414e-01 (n=2) | 5.000e-02 ± 1.414e-02 (n=2) |" in markdown
+    assert "| wave | re400 | u | 7.000e-01 ± 1.414e-01 (n=2) | 2.000e-01 ± 1.414e-01 (n=2) |" in markdown
+    assert "| kovasznay |" not in markdown.split("## Final relative L2 per stage")[1]   # one stage: no rows

@@ -164,6 +164,9 @@ def test_a_curriculum_carries_optimizer_state_and_learning_rate_clock(tmp_path, 
     assert trainer.evaluator(trainer.stages[0]).reference.fields["u"].min() != trainer.evaluator(None).reference.fields["u"].min()
 
 
+# Slow (57 s): the default suite keeps the same path (a schedule-free, clipped SOAP curriculum killed
+# in its second stage and resumed bit for bit) in tests/test_cavity.py's kill test.
+@pytest.mark.slow
 def test_a_schedule_free_curriculum_resumes_bit_for_bit_after_a_kill_in_its_second_stage(tmp_path):
     args = ["stages=kovasznay_re", "stages.0.steps=60", "optim=soap", "optim.schedule_free=true", "optim.clip_norm=1.0"]
     steps = 120

@@ -65,6 +65,16 @@ class PointSet:
 
 
 @dataclasses.dataclass(frozen=True)
+class Profile:
+    """A line through the reference grid on which evaluation plots a field: ``field`` along input
+    ``along``, the other inputs held at the grid values nearest ``at`` (e.g. u(x = 0.5, y))."""
+
+    field: str
+    along: str
+    at: Mapping[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
 class Reference:
     """A reference solution on a tensor grid.
 
@@ -180,6 +190,11 @@ class PDE:
         """Names of the fields evaluation reports: the outputs, then the derived fields."""
         zeros = {name: np.zeros(1) for name in self.field_names}
         return self.field_names + tuple(self.derived(zeros, np))
+
+    def profiles(self) -> tuple[Profile, ...]:
+        """Lines on which each curriculum stage's network is plotted against the reference
+        (``stages/<name>_profiles.png``); none by default."""
+        return ()
 
     def provenance(self) -> dict:
         """Where the reference comes from (recorded in every run's summary.json)."""

@@ -15,8 +15,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from pinnrun.derivatives import derivatives
 from pinnrun.pdes.base import PDE, PointSet, Reference
+from pinnrun.pdes.navier_stokes import steady_navier_stokes
 
 
 class Kovasznay(PDE):
@@ -49,21 +49,12 @@ class Kovasznay(PDE):
         p = 0.5 * (1 - xp.exp(2 * lam * x))
         return xp.stack([u, v, p], axis=-1)
 
-    def momentum_and_continuity(self, f, z):
-        w, w_x, w_xx = derivatives(f, z, axis=0, order=2)
-        _, w_y, w_yy = derivatives(f, z, axis=1, order=2)
-        u, v = w[0], w[1]
-        ru = u * w_x[0] + v * w_y[0] + w_x[2] - self.nu * (w_xx[0] + w_yy[0])
-        rv = u * w_x[1] + v * w_y[1] + w_y[2] - self.nu * (w_xx[1] + w_yy[1])
-        rc = w_x[0] + w_y[1]
-        return ru, rv, rc
-
     def point_sets(self):
         def boundary(f, z):
             return {"bc": f(z)[:2] - self.exact(z)[:2]}
 
         def interior(f, z):
-            ru, rv, rc = self.momentum_and_continuity(f, z)
+            ru, rv, rc = steady_navier_stokes(f, z, self.nu)
             return {"ru": ru[None], "rv": rv[None], "rc": rc[None]}
 
         return (

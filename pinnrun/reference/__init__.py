@@ -44,6 +44,12 @@ dict (equation, parameters, solver, modes, dt, dealias, grid, the measured refin
 the cache file and its SHA-256 checksum; see ``records.py``) without regenerating a cached entry;
 ``load_with_provenance(name, cache_dir=None, **overrides)`` returns ``(data, provenance)`` with
 one read of the entry.
+
+``lid_driven_cavity`` (``cavity.py``) is the steady lid-driven cavity on ``[0, 1]^2``:
+``load("lid_driven_cavity", re=1000, lid="classic")`` (``lid="smooth"`` for
+``u = 1 - cosh(50 (x - 0.5)) / cosh(25)``; ``re`` in ``[100, 10000]``, optional ``nx``, default
+257) returns ``{"x": [nx], "y": [nx], "u", "v", "p": [nx, nx]}`` (first index x), cached as the
+others; ``provenance``/``load_with_provenance`` accept it too.  It is not listed by ``available``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
+from . import cavity as _cavity
 from .burgers_exact import burgers_cole_hopf, burgers_cole_hopf_ux
 from .cache import CacheError, cache_key, default_cache_dir, load_or_generate
 from .cache import cache_path as _problem_cache_path
@@ -76,7 +83,11 @@ from .problems2d import (
     register_initial_condition_2d,
     solve_2d,
 )
-from .records import ACCURACY, load_with_provenance, provenance
+from .cache import load_or_generate_entry as _cache_entry
+from .cache import read_info as _read_info
+from .records import ACCURACY
+from .records import load_with_provenance as _records_load_with_provenance
+from .records import provenance as _records_provenance
 from .sensitivity import perturbation_growth
 
 __all__ = [
@@ -125,6 +136,36 @@ def available(dim: Optional[int] = None) -> List[str]:
     raise ValueError(f"dim must be 1, 2 or None; got {dim!r}")
 
 
+def _cavity_load(cache_dir, force: bool, progress: bool, overrides: dict) -> tuple:
+    """``(data, path, checksum, problem)`` of the lid-driven cavity, through the shared cache."""
+    problem = _cavity.get_cavity(**overrides)
+    data, path, _, checksum = _cache_entry(problem, cache_dir=cache_dir, force=force, progress=progress)
+    return data, path, checksum, problem
+
+
+def provenance(name: str, cache_dir=None, *, progress: bool = True, verify: bool = False, **overrides) -> dict:
+    """Provenance of ``load(name, cache_dir, **overrides)`` (see ``records.provenance``)."""
+    if name != _cavity.NAME:
+        return _records_provenance(name, cache_dir, progress=progress, verify=verify, **overrides)
+    problem = _cavity.get_cavity(**overrides)
+    if not verify:
+        try:
+            info = _read_info(_problem_cache_path(problem, cache_dir), problem)
+            return _cavity.describe_cavity(problem, _problem_cache_path(problem, cache_dir), info["checksum"])
+        except CacheError:
+            pass
+    _, path, checksum, _ = _cavity_load(cache_dir, False, progress, overrides)
+    return _cavity.describe_cavity(problem, path, checksum)
+
+
+def load_with_provenance(name: str, cache_dir=None, *, progress: bool = True, **overrides):
+    """``(data, provenance)`` with one read (or generation) of the cache entry."""
+    if name != _cavity.NAME:
+        return _records_load_with_provenance(name, cache_dir, progress=progress, **overrides)
+    data, path, checksum, problem = _cavity_load(cache_dir, False, progress, overrides)
+    return data, _cavity.describe_cavity(problem, path, checksum)
+
+
 def _wave(problem: WaveProblem) -> dict:
     t, x = problem.t, problem.x
     return {"t": t, "x": x, "u": wave_exact(t[:, None], x[None, :], problem.c)}
@@ -135,6 +176,8 @@ def load(name: str, cache_dir=None, *, progress: bool = True, **overrides) -> di
 
     ``{"t", "x", "u"}`` for a 1-D problem, ``{"t", "x", "y", "u", "v"}`` for a 2-D one.
     """
+    if name == _cavity.NAME:
+        return _cavity_load(cache_dir, False, progress, overrides)[0]
     problem = get_problem(name, **overrides)
     if isinstance(problem, WaveProblem):
         return _wave(problem)
@@ -144,6 +187,8 @@ def load(name: str, cache_dir=None, *, progress: bool = True, **overrides) -> di
 
 def generate(name: str, cache_dir=None, *, progress: bool = True, **overrides) -> dict:
     """Generate ``name`` now (ignoring any cached entry) and store it in the cache."""
+    if name == _cavity.NAME:
+        return _cavity_load(cache_dir, True, progress, overrides)[0]
     problem = get_problem(name, **overrides)
     if isinstance(problem, WaveProblem):
         return _wave(problem)
@@ -153,6 +198,8 @@ def generate(name: str, cache_dir=None, *, progress: bool = True, **overrides) -
 
 def cache_path(name: str, cache_dir=None, **overrides) -> Optional[Path]:
     """Where ``load(name, cache_dir, **overrides)`` stores its entry (``None`` for ``wave``)."""
+    if name == _cavity.NAME:
+        return _problem_cache_path(_cavity.get_cavity(**overrides), cache_dir)
     problem = get_problem(name, **overrides)
     if isinstance(problem, WaveProblem):
         return None

@@ -5,6 +5,7 @@
     pinnrun-reference kdv --force              # regenerate even if cached
     pinnrun-reference kdv --set modes=256 --set dt=2e-4   # non-default resolution (own cache key)
     pinnrun-reference gray_scott               # the 2-D problems: gray_scott, ginzburg_landau
+    pinnrun-reference lid_driven_cavity --set re=400 --set lid=smooth   # steady cavity (Newton)
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import sys
 import time
 from typing import List, Optional
 
+from . import cavity
 from .cache import load_or_generate, resolve_cache_dir
 from .problems import NAMES, WaveProblem, get_problem
 from .problems2d import NAMES_2D
 
-ALL_NAMES = tuple(NAMES) + tuple(NAMES_2D)
+ALL_NAMES = tuple(NAMES) + tuple(NAMES_2D) + (cavity.NAME,)
 
 
 def _parse_value(text: str):
@@ -58,7 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     cache_dir = resolve_cache_dir(args.cache_dir)
     for name in names:
         try:
-            problem = get_problem(name, **overrides)
+            problem = cavity.get_cavity(**overrides) if name == cavity.NAME else get_problem(name, **overrides)
         except ValueError as exc:
             print(f"pinnrun-reference: {exc}", file=sys.stderr)
             return 2
@@ -70,11 +72,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             problem, cache_dir=cache_dir, force=args.force, progress=not args.quiet
         )
         total = time.perf_counter() - start
-        res = problem.resolution
+        if name == cavity.NAME:
+            how = f"Re={problem.re:g}, lid={problem.lid}, nodes={problem.compute_nx}^2"
+        else:
+            how = f"modes={problem.resolution.modes}, dt={problem.resolution.dt:g}"
         if seconds is None:
             print(f"{name}: already cached at {path} (checked in {total:.2f} s; --force regenerates)")
         else:
-            print(f"{name}: generated in {total:.1f} s (modes={res.modes}, dt={res.dt:g}) -> {path}")
+            print(f"{name}: generated in {total:.1f} s ({how}) -> {path}")
     return 0
 
 
