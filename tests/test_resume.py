@@ -187,6 +187,9 @@ def test_auto_resume_in_multirun_continues_a_requeued_job(tmp_path):
     assert [r["step"] for r in read_jsonl(sweep / "job" / "metrics.jsonl")] == [10, 20, 30, 40, 50, 60]
 
 
+# Slow (30 s): the sink's offline logging, close and resume with the same id stay in the default suite
+# in tests/test_wandb_sink.py::test_offline_log_close_and_resume.
+@pytest.mark.slow
 def test_wandb_offline_run_has_alignment_metrics_and_keeps_its_id_on_resume(tmp_path):
     run_dir = tmp_path / "wb"
     env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
