@@ -21,8 +21,6 @@ from pinnrun.pdes.base import PDE, PointSet, Profile, Reference
 from pinnrun.pdes.navier_stokes import steady_navier_stokes
 from pinnrun.reference import cavity as cavity_reference
 
-LIDS = cavity_reference.LIDS
-
 
 class LidDrivenCavity(PDE):
     name = "lid_driven_cavity"
@@ -32,20 +30,15 @@ class LidDrivenCavity(PDE):
 
     def __init__(self, re: float = 100.0, lid: str = "smooth", eval_resolution: int = 257, weights=None, points=None):
         super().__init__({"x": (0.0, 1.0), "y": (0.0, 1.0)}, weights, points)
-        low, high = cavity_reference.RE_RANGE
-        if isinstance(re, bool) or not isinstance(re, (int, float)) or not low <= re <= high:
-            raise ValueError(f"pde.re must be a number in [{low:g}, {high:g}] (the reference solver's range); got {re!r}")
-        if lid not in LIDS:
-            raise ValueError(f"pde.lid must be one of {', '.join(LIDS)}; got {lid!r}")
-        n = eval_resolution
-        if isinstance(n, bool) or not isinstance(n, int) or n < 17 or n % 2 == 0:
-            raise ValueError(f"pde.eval_resolution must be an odd integer >= 17 (nodes per axis, walls included; 257 by default); got {n!r}")
-        self.re, self.lid, self.eval_resolution = float(re), lid, int(n)
+        try:  # the reference solver's own checks, under this config's key names
+            problem = cavity_reference.get_cavity(re=re, lid=lid, nx=eval_resolution)
+        except ValueError as error:
+            message = str(error).replace("nx must be", "eval_resolution must be", 1)
+            raise ValueError(f"pde.{message}") from None
+        self.re, self.lid, self.eval_resolution = problem.re, problem.lid, problem.nx
 
     def lid_velocity(self, x, xp=jnp):
-        if self.lid == "classic":
-            return xp.ones_like(x)
-        return 1.0 - xp.cosh(50.0 * (x - 0.5)) / np.cosh(25.0)
+        return cavity_reference.lid_velocity(x, self.lid, xp)
 
     def point_sets(self):
         def walls(f, z):

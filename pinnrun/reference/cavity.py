@@ -149,13 +149,14 @@ ACCURACY: Dict[Tuple[str, float], dict] = {
 
 # ----------------------------------------------------------------------------- problem definition
 
-def lid_velocity(x: np.ndarray, lid: str) -> np.ndarray:
-    """Tangential lid velocity ``U(x)`` on ``y = 1``."""
-    x = np.asarray(x, dtype=np.float64)
+def lid_velocity(x, lid: str, xp=np):
+    """Tangential lid velocity ``U(x)`` on ``y = 1`` (``xp``: numpy here, jax.numpy for the PINN)."""
+    if xp is np:
+        x = np.asarray(x, dtype=np.float64)
     if lid == "classic":
-        return np.ones_like(x)
+        return xp.ones_like(x)
     if lid == "smooth":
-        return 1.0 - np.cosh(50.0 * (x - 0.5)) / np.cosh(25.0)
+        return 1.0 - xp.cosh(50.0 * (x - 0.5)) / np.cosh(25.0)
     raise ValueError(f"lid must be one of {', '.join(LIDS)}; got {lid!r}")
 
 
@@ -166,7 +167,7 @@ def _lid_values(x: np.ndarray, lid) -> np.ndarray:
 
 def _check_re(re) -> float:
     try:
-        value = float(re)
+        value = float("nan") if isinstance(re, (bool, str)) else float(re)
     except (TypeError, ValueError):
         value = float("nan")
     if not (RE_RANGE[0] <= value <= RE_RANGE[1]):
