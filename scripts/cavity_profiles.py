@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cavity_profiles: {args.run_dir}: no finished run with stages/*_profiles.npz", file=sys.stderr)
         return 2
     stages = json.loads(summary_path.read_text())["stages"]
+    import yaml
+
+    config = yaml.safe_load((args.run_dir / "config.yaml").read_text())
+    # Each curriculum entry's Re, from the run's composed config (an entry without one keeps pde.re).
+    re_of = {e["name"]: float((e.get("pde") or {}).get("re", config["pde"]["re"])) for e in config.get("stages") or []}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,13 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     for row, path in enumerate(files):
         name = path.name[len("00_"):-len("_profiles.npz")]   # <entry>_<stage name>_profiles.npz
         record = next(s for s in stages if s["name"].replace("/", "_") == name)
-        re = float(record["name"].removeprefix("re")) if record["name"].startswith("re") else None
+        re = re_of.get(record["name"].split("/")[0], float(config["pde"]["re"]))
         with np.load(path) as values:
             for col, (key, line) in enumerate((("u_y", "u"), ("v_x", "v"))):
                 ax = axes[row, col]
                 ax.plot(values[f"{key}/coords"], values[f"{key}/reference"], "k-", lw=1.5, label="reference (smooth lid)")
                 ax.plot(values[f"{key}/coords"], values[f"{key}/prediction"], "r--", lw=1.5, label="network")
-                table = ghia(line, re) if re is not None else None
+                table = ghia(line, re)
                 if table is not None:
                     ax.plot(*table, "o", mfc="none", color="tab:blue", ms=5, label="Ghia et al. 1982 (classic lid)")
                 across = "x = 0.5" if line == "u" else "y = 0.5"
