@@ -25,6 +25,8 @@ SMALL = [
 ]
 
 
+# Slow (about 40 s): test_the_batch_is_split_across_devices keeps the two-device path in the default suite.
+@pytest.mark.slow
 def test_two_devices_match_one_device_with_the_same_global_batch(tmp_path):
     losses = {}
     for devices in (1, 2):

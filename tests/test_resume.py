@@ -84,8 +84,11 @@ def check_resumed_equals_reference(tmp_path: Path, run_dir: Path, reference: Pat
     assert (run_dir / ".hydra" / "config.yaml").exists() and list((run_dir / "resumed").glob("*/.hydra/config.yaml"))
 
 
-# SOAP's resume is covered (inside the schedule-free wrapper, across stages) by
-# tests/test_stages.py::test_a_schedule_free_curriculum_resumes_bit_for_bit_after_a_kill_in_its_second_stage.
+# Slow (about 40 s). The default suite keeps kill -9 then a bit-for-bit resume in
+# tests/test_marching.py::test_time_marching_run_and_resume_across_windows (Ginzburg-Landau, Adam) and
+# tests/test_cavity.py::test_a_cavity_curriculum_resumes_bit_for_bit_after_a_kill_in_its_second_stage
+# (schedule-free SOAP, across stages).
+@pytest.mark.slow
 @pytest.mark.parametrize("optim", ["adam"])
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path, optim):
     steps = 200
@@ -99,6 +102,9 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, optim):
     check_resumed_equals_reference(tmp_path, run_dir, reference, steps)
 
 
+# Slow (about 30 s): tests/test_preemption.py::test_real_process_checkpoints_and_exits_75 keeps a real
+# process that checkpoints on SIGTERM and exits 75 in the default suite.
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_resumable(tmp_path):
     steps = 200
     reference = reference_run(tmp_path, steps, [])
