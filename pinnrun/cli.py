@@ -83,10 +83,25 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def resume_argument(argv: list[str]) -> str | None:
+    """The folder given as ``resume=<dir>`` on the command line (None when there is none)."""
+    resume = next((a.split("=", 1)[1] for a in argv if override_key(a) == "resume" and "=" in a), None)
+    return None if not resume or resume == "null" else resume
+
+
+def check_resume_folder(argv: list[str]) -> str | None:
+    """The error for ``resume=<dir>`` naming a folder that does not exist (checked before Hydra
+    creates the resumed run's own subfolder in it)."""
+    resume = resume_argument(argv)
+    if resume is not None and not Path(resume).expanduser().is_dir():
+        return f"resume: {Path(resume).expanduser().absolute()} does not exist (give the folder of an earlier run)"
+    return None
+
+
 def segment_dir_override(argv: list[str]) -> list[str]:
     """A resumed run writes Hydra's files to its own subfolder, never over the original run's."""
-    resume = next((a.split("=", 1)[1] for a in argv if override_key(a) == "resume" and "=" in a), None)
-    if not resume or resume == "null" or any(override_key(a) == "hydra.run.dir" for a in argv):
+    resume = resume_argument(argv)
+    if resume is None or any(override_key(a) == "hydra.run.dir" for a in argv):
         return argv
     folder = Path(resume).expanduser().absolute() / "resumed" / "${now:%Y-%m-%d_%H-%M-%S}"
     return [*argv, f"hydra.run.dir={folder}"]
@@ -263,7 +278,7 @@ def _hydra_main(cfg: DictConfig) -> float:
 def main() -> None:
     """The ``pinnrun`` console script."""
     argv = sys.argv[1:]
-    error = check_group_choices(argv)
+    error = check_group_choices(argv) or check_resume_folder(argv)
     if error:
         fail(error)
     sys.argv = [sys.argv[0], *show_config_of_sweep(segment_dir_override(argv))]

@@ -47,6 +47,8 @@ def evaluate_run(run_dir: Path, output_dir: Path | None = None) -> float:
     from pinnrun.evaluation import Evaluator
 
     config_path = run_dir / "config.yaml"
+    if not run_dir.is_dir():
+        raise ConfigError(f"run_dir: {run_dir} does not exist (give the folder of a pinnrun run)")
     if not config_path.is_file():
         raise ConfigError(f"run_dir: {run_dir} has no config.yaml (not a pinnrun run directory)")
     config = validate(OmegaConf.load(config_path))

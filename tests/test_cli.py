@@ -84,6 +84,30 @@ def test_bad_input_exits_with_one_line_and_writes_nothing(cli, args, fragment):
     assert not list(cli.cwd.rglob("summary.json"))
 
 
+def test_a_folder_that_does_not_exist_is_named_as_such_and_nothing_is_created(cli, tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no_such_run"
+    result = cli([f"resume={missing}"])
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"pinnrun: resume: {missing} does not exist (give the folder of an earlier run)"
+    assert not missing.exists()   # Hydra's resumed/<time> folder is not made in it
+    evaluated = subprocess.run([sys.executable, "-m", "pinnrun.evaluate", str(missing)], capture_output=True, text=True)
+    assert evaluated.returncode == 2
+    assert evaluated.stderr.strip() == f"pinnrun-eval: run_dir: {missing} does not exist (give the folder of a pinnrun run)"
+    assert not missing.exists()
+
+
+def test_python_dash_m_pinnrun_is_the_pinnrun_command(cli):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "pinnrun", "--help"], capture_output=True, text=True, cwd=cli.cwd)
+    assert result.returncode == 0, result.stderr
+    assert "pinnrun: train physics-informed neural networks" in result.stdout
+
+
 def test_help_lists_groups_and_options(cli):
     result = cli(["--help"])
     assert result.returncode == 0
