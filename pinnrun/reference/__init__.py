@@ -121,6 +121,7 @@ __all__ = [
     "provenance",
     "load_with_provenance",
     "ACCURACY",
+    "STANDALONE",
 ]
 
 
@@ -136,34 +137,41 @@ def available(dim: Optional[int] = None) -> List[str]:
     raise ValueError(f"dim must be 1, 2 or None; got {dim!r}")
 
 
-def _cavity_load(cache_dir, force: bool, progress: bool, overrides: dict) -> tuple:
-    """``(data, path, checksum, problem)`` of the lid-driven cavity, through the shared cache."""
-    problem = _cavity.get_cavity(**overrides)
+# Problems with a solver and a provenance of their own, outside the get_problem tables: name ->
+# (factory(**overrides) -> a problem for the shared cache, describe(problem, cache_file, checksum)).
+STANDALONE = {
+    _cavity.NAME: (_cavity.get_cavity, _cavity.describe_cavity),
+}
+
+
+def _standalone_load(name: str, cache_dir, force: bool, progress: bool, overrides: dict) -> tuple:
+    """``(data, provenance)`` of a standalone problem, through the shared cache."""
+    factory, describe = STANDALONE[name]
+    problem = factory(**overrides)
     data, path, _, checksum = _cache_entry(problem, cache_dir=cache_dir, force=force, progress=progress)
-    return data, path, checksum, problem
+    return data, describe(problem, path, checksum)
 
 
 def provenance(name: str, cache_dir=None, *, progress: bool = True, verify: bool = False, **overrides) -> dict:
     """Provenance of ``load(name, cache_dir, **overrides)`` (see ``records.provenance``)."""
-    if name != _cavity.NAME:
+    if name not in STANDALONE:
         return _records_provenance(name, cache_dir, progress=progress, verify=verify, **overrides)
-    problem = _cavity.get_cavity(**overrides)
+    factory, describe = STANDALONE[name]
+    problem = factory(**overrides)
     if not verify:
+        path = _problem_cache_path(problem, cache_dir)
         try:
-            info = _read_info(_problem_cache_path(problem, cache_dir), problem)
-            return _cavity.describe_cavity(problem, _problem_cache_path(problem, cache_dir), info["checksum"])
+            return describe(problem, path, _read_info(path, problem)["checksum"])
         except CacheError:
             pass
-    _, path, checksum, _ = _cavity_load(cache_dir, False, progress, overrides)
-    return _cavity.describe_cavity(problem, path, checksum)
+    return _standalone_load(name, cache_dir, False, progress, overrides)[1]
 
 
 def load_with_provenance(name: str, cache_dir=None, *, progress: bool = True, **overrides):
     """``(data, provenance)`` with one read (or generation) of the cache entry."""
-    if name != _cavity.NAME:
+    if name not in STANDALONE:
         return _records_load_with_provenance(name, cache_dir, progress=progress, **overrides)
-    data, path, checksum, problem = _cavity_load(cache_dir, False, progress, overrides)
-    return data, _cavity.describe_cavity(problem, path, checksum)
+    return _standalone_load(name, cache_dir, False, progress, overrides)
 
 
 def _wave(problem: WaveProblem) -> dict:
@@ -176,8 +184,8 @@ def load(name: str, cache_dir=None, *, progress: bool = True, **overrides) -> di
 
     ``{"t", "x", "u"}`` for a 1-D problem, ``{"t", "x", "y", "u", "v"}`` for a 2-D one.
     """
-    if name == _cavity.NAME:
-        return _cavity_load(cache_dir, False, progress, overrides)[0]
+    if name in STANDALONE:
+        return _standalone_load(name, cache_dir, False, progress, overrides)[0]
     problem = get_problem(name, **overrides)
     if isinstance(problem, WaveProblem):
         return _wave(problem)
@@ -187,8 +195,8 @@ def load(name: str, cache_dir=None, *, progress: bool = True, **overrides) -> di
 
 def generate(name: str, cache_dir=None, *, progress: bool = True, **overrides) -> dict:
     """Generate ``name`` now (ignoring any cached entry) and store it in the cache."""
-    if name == _cavity.NAME:
-        return _cavity_load(cache_dir, True, progress, overrides)[0]
+    if name in STANDALONE:
+        return _standalone_load(name, cache_dir, True, progress, overrides)[0]
     problem = get_problem(name, **overrides)
     if isinstance(problem, WaveProblem):
         return _wave(problem)
@@ -198,8 +206,8 @@ def generate(name: str, cache_dir=None, *, progress: bool = True, **overrides) -
 
 def cache_path(name: str, cache_dir=None, **overrides) -> Optional[Path]:
     """Where ``load(name, cache_dir, **overrides)`` stores its entry (``None`` for ``wave``)."""
-    if name == _cavity.NAME:
-        return _problem_cache_path(_cavity.get_cavity(**overrides), cache_dir)
+    if name in STANDALONE:
+        return _problem_cache_path(STANDALONE[name][0](**overrides), cache_dir)
     problem = get_problem(name, **overrides)
     if isinstance(problem, WaveProblem):
         return None

@@ -231,6 +231,10 @@ class CavityProblem:
             "version": SOLVER_VERSION,
         }
 
+    def summary_line(self) -> str:
+        """How it is solved, in a few words (``pinnrun-reference``'s report)."""
+        return f"Re={self.re:g}, lid={self.lid}, nodes={self.compute_nx}^2"
+
     def compute(self, progress: Optional[Callable] = None) -> dict:
         return solve_cavity(self, progress=progress)
 

@@ -15,12 +15,12 @@ import sys
 import time
 from typing import List, Optional
 
-from . import cavity
+from . import STANDALONE
 from .cache import load_or_generate, resolve_cache_dir
 from .problems import NAMES, WaveProblem, get_problem
 from .problems2d import NAMES_2D
 
-ALL_NAMES = tuple(NAMES) + tuple(NAMES_2D) + (cavity.NAME,)
+ALL_NAMES = tuple(NAMES) + tuple(NAMES_2D) + tuple(STANDALONE)
 
 
 def _parse_value(text: str):
@@ -60,7 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     cache_dir = resolve_cache_dir(args.cache_dir)
     for name in names:
         try:
-            problem = cavity.get_cavity(**overrides) if name == cavity.NAME else get_problem(name, **overrides)
+            problem = STANDALONE[name][0](**overrides) if name in STANDALONE else get_problem(name, **overrides)
         except ValueError as exc:
             print(f"pinnrun-reference: {exc}", file=sys.stderr)
             return 2
@@ -72,10 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             problem, cache_dir=cache_dir, force=args.force, progress=not args.quiet
         )
         total = time.perf_counter() - start
-        if name == cavity.NAME:
-            how = f"Re={problem.re:g}, lid={problem.lid}, nodes={problem.compute_nx}^2"
-        else:
-            how = f"modes={problem.resolution.modes}, dt={problem.resolution.dt:g}"
+        how = problem.summary_line() if name in STANDALONE else f"modes={problem.resolution.modes}, dt={problem.resolution.dt:g}"
         if seconds is None:
             print(f"{name}: already cached at {path} (checked in {total:.2f} s; --force regenerates)")
         else:
