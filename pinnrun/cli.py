@@ -8,6 +8,7 @@ run_dir=<run_dir>`` evaluates a run's saved parameters without training.
 from __future__ import annotations
 
 import importlib.resources
+import json
 import logging
 import re
 import sys
@@ -186,7 +187,11 @@ def run_job(cfg: DictConfig) -> float:
         output_dir = Path(HydraConfig.get().runtime.output_dir)
         if cfg.get("resume"):
             run_dir = Path(str(cfg.resume)).expanduser().absolute()
-            config = resumed_config(run_dir, list(HydraConfig.get().overrides.task))
+            try:
+                config = resumed_config(run_dir, list(HydraConfig.get().overrides.task))
+            except ConfigError:
+                discard_segment(output_dir, run_dir)
+                raise
             resume = True
         else:
             config = validate(cfg)
@@ -204,6 +209,16 @@ def run_job(cfg: DictConfig) -> float:
         except ConfigError as error:
             fail(str(error))
         stored_metadata = _stored_metadata(run_dir) if resume else {}
+        if resume:
+            try:
+                finished = _finished_run(run_dir, stored_metadata["step"], components.stages[-1].end)
+            except ConfigError as error:
+                discard_segment(output_dir, run_dir)
+                fail(str(error))
+            if finished is not None:
+                discard_segment(output_dir, run_dir)
+                print(f"run {run_dir} is already complete at step {stored_metadata['step']}; nothing to do")
+                return finished
         init_params = _init_params(config, components) if config.get("init_from") and not resume else None
         main_process = distributed.is_main_process()
         if not resume and main_process:
@@ -229,6 +244,20 @@ def run_job(cfg: DictConfig) -> float:
     return float(sum(errors) / len(errors))
 
 
+def discard_segment(output_dir: Path, run_dir: Path) -> None:
+    """Remove the folder Hydra made for a resume that does nothing (refused, or nothing left to do):
+    ``<run_dir>/resumed/<time>``, and ``resumed/`` when it is left empty. Nothing else is touched."""
+    import shutil
+
+    segments = run_dir / "resumed"
+    if output_dir.parent != segments or not output_dir.is_dir():
+        return   # an explicit hydra.run.dir: not ours to remove
+    logging.shutdown()   # Hydra's pinnrun.log handler holds a file in it
+    shutil.rmtree(output_dir, ignore_errors=True)
+    if segments.is_dir() and not any(segments.iterdir()):
+        segments.rmdir()
+
+
 def latest_checkpoint_folder(run_dir: Path) -> Path | None:
     """<run_dir>/checkpoints, where every stage of a run saves its checkpoints."""
     root = run_dir / "checkpoints"
@@ -240,9 +269,24 @@ def _stored_metadata(run_dir: Path) -> dict[str, Any]:
 
     checkpointer = Checkpointer(latest_checkpoint_folder(run_dir))
     try:
-        return checkpointer.restore_metadata()
+        return {**checkpointer.restore_metadata(), "step": checkpointer.latest_step()}
     finally:
         checkpointer.close()
+
+
+def _finished_run(run_dir: Path, step: int | None, total: int) -> float | None:
+    """The mean final error of a run whose checkpoint is already at its last step (None when there is
+    work left); a ConfigError when the command asks for fewer steps than the checkpoint has done."""
+    if step is None or step < total:
+        return None
+    if step > total:
+        raise ConfigError(f"train.steps: {run_dir} is checkpointed at step {step}, past the {total} steps asked for; "
+                          f"a resume can only go on (train.steps >= its steps so far)")
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        return None   # killed after its last checkpoint: the resume writes the outputs
+    errors = list(json.loads(summary_path.read_text())["final_rel_l2"].values())
+    return float(sum(errors) / len(errors))
 
 
 def _init_params(config: dict, components):

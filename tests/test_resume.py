@@ -134,10 +134,23 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
 def test_resume_refuses_changes_to_the_maths(tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli(["train.steps=20", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     result = run_cli([f"resume={run_dir}", "optim.lr=0.1"], tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "optim.lr cannot change on resume" in lines[0] and "train.steps" in lines[0]
+    # A finished run: nothing to do, and fewer steps than its checkpoint cannot be asked for.
+    result = run_cli([f"resume={run_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"run {run_dir} is already complete at step 20; nothing to do" in result.stdout
+    assert "compiled" not in result.stdout
+    result = run_cli([f"resume={run_dir}", "train.steps=10"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"pinnrun: train.steps: {run_dir} is checkpointed at step 20, past the 10 steps "
+                                     "asked for; a resume can only go on (train.steps >= its steps so far)")
+    # None of the three wrote anything: no resumed/<time> folder, every file as it was.
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    assert not (run_dir / "resumed").exists()
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(tmp_path):
