@@ -219,7 +219,10 @@ def run_job(cfg: DictConfig) -> float:
                 discard_segment(output_dir, run_dir)
                 print(f"run {run_dir} is already complete at step {stored_metadata['step']}; nothing to do")
                 return finished
-        init_params = _init_params(config, components) if config.get("init_from") and not resume else None
+        try:
+            init_params = _init_params(config, components) if config.get("init_from") and not resume else None
+        except ConfigError as error:
+            fail(str(error))
         main_process = distributed.is_main_process()
         if not resume and main_process:
             OmegaConf.save(OmegaConf.create(config), run_dir / "config.yaml")

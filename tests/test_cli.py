@@ -99,6 +99,13 @@ def test_a_folder_that_does_not_exist_is_named_as_such_and_nothing_is_created(cl
     assert not missing.exists()
 
 
+def test_init_from_a_folder_that_is_not_a_run_is_one_line(cli, tmp_path):
+    (tmp_path / "not_a_run").mkdir()
+    result = cli([f"init_from={tmp_path / 'not_a_run'}", "train.steps=5"])
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"pinnrun: init_from: {tmp_path / 'not_a_run'} has neither checkpoints nor params.npz"
+
+
 def test_python_dash_m_pinnrun_is_the_pinnrun_command(cli):
     import subprocess
     import sys
