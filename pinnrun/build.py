@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -48,9 +49,45 @@ class Components:
         return self.loss_for(self.dtype)
 
 
+def _kind_of(default: Any) -> tuple[str, Callable[[Any], bool]] | None:
+    """What a PDE parameter must be, judged by its constructor default (None: anything)."""
+    if isinstance(default, bool):
+        return "true or false", lambda v: isinstance(v, bool)
+    if isinstance(default, int):
+        return "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(default, float):
+        return "a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if isinstance(default, str):
+        return "a string", lambda v: isinstance(v, str)
+    if isinstance(default, (tuple, list)):
+        return "a list", lambda v: isinstance(v, (tuple, list))
+    return None
+
+
+def check_pde_parameters(pde_cfg: Mapping[str, Any]) -> None:
+    """ConfigError naming the first ``pde.<key>`` whose value is not of the kind of its constructor
+    default (a number, an integer, a string, a list), before the PDE is built. Plug-in PDEs get the
+    same check from their own signatures; a parameter without a default (or defaulting to None) is
+    the constructor's to check."""
+    from hydra.utils import get_method
+
+    try:
+        signature = inspect.signature(get_method(str(pde_cfg["_target_"])))
+    except Exception:  # noqa: BLE001  (an unknown target: instantiate reports it)
+        return
+    for key, value in pde_cfg.items():
+        parameter = signature.parameters.get(key)
+        if parameter is None or parameter.default is inspect.Parameter.empty:
+            continue
+        kind = _kind_of(parameter.default)
+        if kind is not None and not kind[1](value):
+            raise ConfigError(f"pde.{key} must be {kind[0]}; got {value!r}")
+
+
 def build_pde(pde_cfg: Mapping[str, Any]):
     from hydra.utils import instantiate
 
+    check_pde_parameters(pde_cfg)
     try:
         return instantiate(dict(pde_cfg), _convert_="all")
     except Exception as error:  # a wrong PDE parameter: report it on one line

@@ -119,7 +119,8 @@ def test_bad_cavity_input_is_a_one_line_error_before_anything_is_built(tmp_path,
     [
         ("pde.lid=sliding", "pde.lid must be one of classic, smooth; got 'sliding'"),
         ("pde.eval_resolution=64", "pde.eval_resolution must be an odd integer >= 17"),
-        ("pde.re=true", "pde.re must be a number in [100, 10000]"),
+        ("pde.re=50", "pde.re must be a number in [100, 10000]"),
+        ("pde.re=true", "pde.re must be a number; got True"),   # the kind check of every PDE parameter
     ],
 )
 def test_bad_cavity_parameters_are_config_errors(override, fragment):

@@ -71,6 +71,8 @@ def test_wave_run_reports_error_against_time(cli):
         (["arch.activation=nope"], "arch.activation must be one of tanh, sin, swish, gelu"),
         (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, ginzburg_landau, gray_scott, kdv, kovasznay, ks, lid_driven_cavity, wave"),
         (["pde.re=-3"], "pde.re must be positive"),
+        (["pde.re=abc"], "pde.re must be a number; got 'abc'"),
+        (["pde.eval_resolution=[0,10]"], "pde.eval_resolution must be [nx, ny], integers >= 2; got [0, 10]"),
     ],
 )
 def test_bad_input_exits_with_one_line_and_writes_nothing(cli, args, fragment):

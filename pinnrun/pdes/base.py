@@ -187,9 +187,17 @@ class PDE:
 
     @property
     def evaluated_names(self) -> tuple[str, ...]:
-        """Names of the fields evaluation reports: the outputs, then the derived fields."""
-        zeros = {name: np.zeros(1) for name in self.field_names}
-        return self.field_names + tuple(self.derived(zeros, np))
+        """Names of the fields evaluation reports: the outputs, then the derived fields (those of
+        ``derived_outputs``, traced once on a constant network)."""
+        names: list[str] = []
+
+        def trace(z):
+            outputs = self.derived_outputs(lambda point: jnp.zeros(self.output_dim), z)
+            names.extend(outputs)
+            return outputs
+
+        jax.eval_shape(trace, jnp.zeros(self.input_dim))
+        return self.field_names + tuple(names)
 
     def profiles(self) -> tuple[Profile, ...]:
         """Lines on which each curriculum stage's network is plotted against the reference
@@ -235,6 +243,17 @@ class PDE:
         return jnp.concatenate(points, axis=0)[:n]
 
 
+def check_resolution(eval_resolution, input_names: tuple[str, ...]) -> tuple[int, ...]:
+    """The evaluation grid's points per input as ints; ValueError naming pde.eval_resolution unless it
+    is one integer >= 2 per input."""
+    shape = ", ".join(f"n{name}" for name in input_names)
+    values = list(eval_resolution) if isinstance(eval_resolution, (list, tuple)) else None
+    if (values is None or len(values) != len(input_names)
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in values)):
+        raise ValueError(f"pde.eval_resolution must be [{shape}], integers >= 2; got {eval_resolution!r}")
+    return tuple(values)
+
+
 def check_positive(**values: float) -> None:
     """ValueError naming the first ``pde.<key>`` that is not a positive number."""
     for key, value in values.items():
@@ -276,12 +295,10 @@ class Evolution(PDE):
         points=None,
     ):
         check_positive(t_max=t_max)
-        if len(eval_resolution) != self.input_dim or min(eval_resolution) < 2:
-            shape = ", ".join(f"n{name}" for name in self.input_names)
-            raise ValueError(f"pde.eval_resolution must be [{shape}], each >= 2; got {list(eval_resolution)}")
+        resolution = check_resolution(eval_resolution, self.input_names)
         super().__init__({"t": (0.0, t_max), **space_bounds}, weights, points)
         self.t_max = float(t_max)
-        self.eval_resolution = tuple(int(n) for n in eval_resolution)
+        self.eval_resolution = resolution
 
     def u0(self, *space, xp=jnp):
         raise NotImplementedError
@@ -344,7 +361,10 @@ class Evolution(PDE):
 
         data = reference.load(self.name, **self.reference_parameters(), **self.reference_grid())
         fields = {name: data[name] for name in self.field_names}
-        return Reference(axes={name: data[name] for name in self.input_names}, fields={**fields, **self.derived(fields, np)})
+        fields.update(self.derived(fields, np))
+        # Derived fields that need derivatives (a vorticity) come with the reference's own data.
+        fields.update({name: data[name] for name in self.evaluated_names if name not in fields and name in data})
+        return Reference(axes={name: data[name] for name in self.input_names}, fields=fields)
 
     def provenance(self) -> dict:
         from pinnrun import reference

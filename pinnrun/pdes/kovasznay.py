@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from pinnrun.pdes.base import PDE, PointSet, Reference
+from pinnrun.pdes.base import PDE, PointSet, Reference, check_resolution
 from pinnrun.pdes.navier_stokes import steady_navier_stokes
 
 
@@ -39,7 +39,7 @@ class Kovasznay(PDE):
         self.re = float(re)
         self.nu = 1.0 / self.re
         self.lam = self.re / 2 - np.sqrt(self.re**2 / 4 + 4 * np.pi**2)
-        self.eval_resolution = tuple(int(n) for n in eval_resolution)
+        self.eval_resolution = check_resolution(eval_resolution, self.input_names)
 
     def exact(self, z, xp=jnp):
         x, y = z[..., 0], z[..., 1]
