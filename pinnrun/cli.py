@@ -119,8 +119,10 @@ def _is_multirun() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def resumed_config(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """The run's own config (from its checkpoint), with the harmless command-line overrides applied."""
+def resumed_config(run_dir: Path, overrides: list[str], composed: DictConfig | None = None) -> dict[str, Any]:
+    """The run's own config (from its checkpoint), with the harmless command-line overrides applied.
+    ``composed``: this command's composed config, whose ``logger`` group replaces the run's when the
+    command chooses a logger (``logger=wandb`` is a group choice, not a value)."""
     from pinnrun.checkpoint import Checkpointer
 
     ckpt_dir = latest_checkpoint_folder(run_dir)
@@ -146,7 +148,9 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
                 f"resume: {key} cannot change on resume (it changes the maths of the run); "
                 f"allowed: {', '.join(a for a in RESUME_ALLOWED if a != 'resume')}"
             )
-        if key != "resume" and "=" in override:
+        if key.split(".")[0] == "logger" and composed is not None:
+            config.logger = OmegaConf.create(OmegaConf.to_container(composed.logger, resolve=True))
+        elif key != "resume" and "=" in override:
             OmegaConf.update(config, key, parser.parse_override(override).value(), force_add=True)
     return validate(config)
 
@@ -188,7 +192,7 @@ def run_job(cfg: DictConfig) -> float:
         if cfg.get("resume"):
             run_dir = Path(str(cfg.resume)).expanduser().absolute()
             try:
-                config = resumed_config(run_dir, list(HydraConfig.get().overrides.task))
+                config = resumed_config(run_dir, list(HydraConfig.get().overrides.task), cfg)
             except ConfigError:
                 discard_segment(output_dir, run_dir)
                 raise

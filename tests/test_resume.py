@@ -151,6 +151,14 @@ def test_resume_refuses_changes_to_the_maths(tmp_path):
     # None of the three wrote anything: no resumed/<time> folder, every file as it was.
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     assert not (run_dir / "resumed").exists()
+    # A resume may choose another logger (a group choice, not a value); W&B itself is off here.
+    result = run_cli([f"resume={run_dir}", "logger=wandb", "logger.project=elsewhere", "train.steps=30"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    from pinnrun.checkpoint import Checkpointer
+
+    with Checkpointer(run_dir / "checkpoints") as checkpointer:
+        logger = checkpointer.restore_metadata()["config"]["logger"]
+    assert logger["name"] == "wandb" and logger["project"] == "elsewhere"
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(tmp_path):
