@@ -115,6 +115,8 @@ def build(cfg: Mapping[str, Any]) -> Components:
     windows = int(cfg["train"].get("time_windows", 1))
     if windows > 1 and pde.time_axis is None:
         raise ConfigError(f"train.time_windows: {pde.name} is not a time-dependent problem; use 1")
+    if cfg["weighting"].get("causal") and pde.time_axis is None:
+        raise ConfigError(f"weighting.causal: {pde.name} is not a time-dependent problem; use false")
     if cfg.get("stages"):   # each curriculum entry's PDE, an error naming the entry
         for i, entry in enumerate(entries_of(cfg)):
             try:

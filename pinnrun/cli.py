@@ -99,6 +99,29 @@ def check_resume_folder(argv: list[str]) -> str | None:
     return None
 
 
+def check_shown_config(argv: list[str]) -> str | None:
+    """``pinnrun --cfg job ...`` shows the composed config: the same checks as a run first (None: no
+    --cfg, a sweep, or nothing wrong)."""
+    flags = ("--cfg", "-c")
+    if not any(a in flags for a in argv) or any(a in ("-m", "--multirun") for a in argv):
+        return None
+    overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in (*flags, "-p", "--package"))]
+    from hydra import compose, initialize_config_module
+
+    try:
+        with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+    except Exception:  # noqa: BLE001  (Hydra reports its own composition errors)
+        return None
+    if cfg.get("resume") or cfg.get("mode") == "eval":
+        return None
+    try:
+        validate(cfg)
+    except ConfigError as error:
+        return str(error)
+    return None
+
+
 def segment_dir_override(argv: list[str]) -> list[str]:
     """A resumed run writes Hydra's files to its own subfolder, never over the original run's."""
     resume = resume_argument(argv)
@@ -329,7 +352,7 @@ def _hydra_main(cfg: DictConfig) -> float:
 def main() -> None:
     """The ``pinnrun`` console script."""
     argv = sys.argv[1:]
-    error = check_group_choices(argv) or check_resume_folder(argv)
+    error = check_group_choices(argv) or check_resume_folder(argv) or check_shown_config(argv)
     if error:
         fail(error)
     sys.argv = [sys.argv[0], *show_config_of_sweep(segment_dir_override(argv))]

@@ -105,17 +105,21 @@ def phase_configs(optim_cfg: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return list(optim_cfg["phases"]) if optim_cfg.get("phases") else [optim_cfg]
 
 
-def split_steps(items: Sequence[Mapping[str, Any]], total: int, key: str) -> list[int]:
-    """Steps of each item; at most one item with steps null takes what the others leave of ``total``."""
+def split_steps(items: Sequence[Mapping[str, Any]], total: int, key: str, total_key: str = "train.steps") -> list[int]:
+    """Steps of each item; at most one item with steps null takes what the others leave of ``total``
+    (the value of ``total_key``)."""
     fixed = sum(int(c["steps"]) for c in items if c.get("steps") is not None)
     open_items = [c for c in items if c.get("steps") is None]
     rest = total - fixed
     if len(open_items) > 1:
         raise ConfigError(f"{key}: at most one entry may have steps: null")
     if rest < 0 or (not open_items and rest != 0) or (open_items and rest < 1):
+        given = ", ".join(f"{key}.{i}.steps={c['steps']}" for i, c in enumerate(items) if c.get("steps") is not None)
+        need = f"more than {fixed}" if open_items else f"exactly {fixed}"
         raise ConfigError(
-            f"{key}: the steps given ({fixed}) must leave at least one step of {total} "
-            f"to the entry with steps: null, or add up to {total} exactly"
+            f"{key}: the steps given ({given}) must leave at least one step of {total} "
+            f"to the entry with steps: null, or add up to {total} exactly; "
+            f"set {total_key} to {need} or change those entries"
         )
     return [rest if c.get("steps") is None else int(c["steps"]) for c in items]
 
@@ -164,7 +168,8 @@ def plan_stages(cfg: Mapping[str, Any], time_bounds) -> list[Stage]:
     for e, entry in enumerate(entries_of(cfg)):
         phases = phase_configs(entry["optim"])
         key = "optim.phases" if len(phases) > 1 else "optim"
-        phase_steps = split_steps(phases, entry["steps"], key) if len(phases) > 1 else [entry["steps"]]
+        total_key = f"stages.{e}.steps" if cfg.get("stages") else "train.steps"
+        phase_steps = split_steps(phases, entry["steps"], key, total_key) if len(phases) > 1 else [entry["steps"]]
         edges = window_edges(*time_bounds(entry["pde"]), windows) if windows > 1 else None
         for k in range(windows):
             for j, (phase, n) in enumerate(zip(phases, phase_steps)):

@@ -439,6 +439,8 @@ class Trainer:
             if self.main_process:
                 truncate_metrics(metrics_path, step)
             self.progress.message(f"resuming from the checkpoint at step {step}")
+        if self.checkpoint_every <= 0:
+            self.progress.message("checkpoints are off (checkpoint.every=0): this run cannot be resumed")
         self.start_step = step
         self.jsonl = JsonlSink(metrics_path if self.main_process else None)
         self.sinks = [self.jsonl, *self.extra_sinks]

@@ -22,6 +22,7 @@ def test_short_kovasznay_run_writes_every_output(cli):
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(cli.cwd / "outputs")
     assert "compiling the training step" in result.stdout and "compiled in" in result.stdout
+    assert "checkpoints are off (checkpoint.every=0): this run cannot be resumed" in result.stdout
 
     records = read_jsonl(run_dir / "metrics.jsonl")
     assert [r["step"] for r in records] == [10, 20]
@@ -72,6 +73,9 @@ def test_wave_run_reports_error_against_time(cli):
         (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, ginzburg_landau, gray_scott, kdv, kovasznay, ks, lid_driven_cavity, wave"),
         (["pde.re=-3"], "pde.re must be positive"),
         (["pde.re=abc"], "pde.re must be a number; got 'abc'"),
+        (["optim=adam_lbfgs", "train.steps=200"], "optim.phases: the steps given (optim.phases.1.steps=500) must leave at least one "
+         "step of 200 to the entry with steps: null, or add up to 200 exactly; set train.steps to more than 500 or change those entries"),
+        (["weighting.causal=true"], "weighting.causal: kovasznay is not a time-dependent problem; use false"),
         (["pde.eval_resolution=[0,10]"], "pde.eval_resolution must be [nx, ny], integers >= 2; got [0, 10]"),
     ],
 )
@@ -128,6 +132,10 @@ def test_cfg_job_prints_composed_config(cli):
     result = cli(["--cfg", "job", "optim.lr=0.002"])
     assert result.returncode == 0
     assert "lr: 0.002" in result.stdout and "_target_: pinnrun.pdes.kovasznay.Kovasznay" in result.stdout
+    # a config a run would refuse is refused here too, in the same line
+    result = cli(["--cfg", "job", "train.steps=-5"])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == "pinnrun: train.steps must be an integer >= 1; got -5"
 
 
 def test_multirun_writes_one_complete_run_per_job(cli):

@@ -101,7 +101,7 @@ def test_carrying_the_learning_rate_clock_shifts_the_schedule():
         ({"stages": [{"steps": 10, "bogus": 1}]}, "stages[0].bogus: unknown key"),
         ({"stages": [{"steps": 10, "carry": {"momentum": True}}]}, "stages[0].carry.momentum: unknown key"),
         ({"stages": [{"steps": 10, "carry": {"params": "yes"}}]}, "stages[0].carry.params must be true or false"),
-        ({"stages": [{"steps": 10}, {"steps": 15}]}, "stages: the steps given (25) must leave"),
+        ({"stages": [{"steps": 10}, {"steps": 15}]}, "stages: the steps given (stages.0.steps=10, stages.1.steps=15) must leave"),
         ({"stages": [{"steps": 20, "optim": {"lr": -1}}]}, "stages[0].optim.lr must be a number > 0.0"),
         ({"stages": [{"steps": 20, "pde": {"_target_": "x"}}]}, "stages[0].pde._target_"),
         ({"stages": []}, "stages must be null or a non-empty list"),
