@@ -125,7 +125,8 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     latest = run_dir / "checkpoints" / "60"
     biggest = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])
-    result = run_cli([f"resume={run_dir}"], tmp_path)
+    # the run is complete at 60: ask for more, so that the resume has to restore the damaged checkpoint
+    result = run_cli([f"resume={run_dir}", "train.steps=80"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "checkpoint at step 60" in result.stderr and "trying the previous one" in result.stderr
     assert "resuming from the checkpoint at step 40" in result.stdout
