@@ -33,6 +33,7 @@ RESUME_ALLOWED = (
     "train.eval_every",
     "train.alignment_every",
     "train.progress",
+    "train.heartbeat_seconds",
     "train.figures",
     "train.eval_batch_size",
     "train.compile_cache_dir",

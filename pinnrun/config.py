@@ -106,6 +106,9 @@ def validate_train(cfg: Mapping) -> None:
     check_int(cfg, "train.chunk_steps", 1, allow_none=True)
     check_int(cfg, "train.eval_batch_size", 1)
     check_choice(cfg, "train.progress", PROGRESS_MODES)
+    heartbeat = cfg["train"].get("heartbeat_seconds")   # absent from configs stored before it existed
+    if heartbeat is not None and (isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or heartbeat < 0):
+        raise ConfigError(f"train.heartbeat_seconds must be a number >= 0 (0: no heartbeat); got {heartbeat!r}")
     check_bool(cfg, "train.figures")
     check_choice(cfg, "train.on_nan", ON_NAN)
     check_int(cfg, "train.max_rollbacks", 0)

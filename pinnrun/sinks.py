@@ -6,9 +6,12 @@ subset of them.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -88,9 +91,13 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _fmt_seconds(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+# Under `pinnrun`, Hydra's job logging sends these records to the run's pinnrun.log only.
+LOG = logging.getLogger("pinnrun.progress")
 
 
 class Progress:
@@ -105,8 +112,32 @@ class Progress:
         self.min_interval = min_interval
         self._last_draw = 0.0
         self._latest_error: str = ""
+        self._latest_error_step: int | None = None
+
+    @contextlib.contextmanager
+    def heartbeat(self, first: int, last: int, every: float = 30.0):
+        """While steps ``first``..``last`` run on the device in one call (nothing is known of their
+        progress until it returns): a line every ``every`` seconds, so slow configs are not silent."""
+        if self.mode == "none" or every <= 0:
+            yield
+            return
+        done = threading.Event()
+        start = time.monotonic()
+
+        def beat():
+            while not done.wait(every):
+                self.message(f"... steps {first + 1}-{last} running, {time.monotonic() - start:.0f} s so far")
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def message(self, text: str) -> None:
+        LOG.info(text)
         if self.mode == "none":
             return
         if self.mode == "bar":
@@ -114,20 +145,25 @@ class Progress:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def update(self, step: int, steps_per_second: float, loss: float | None, errors: dict[str, float] | None) -> None:
+    def update(self, step: int, steps_per_second: float, loss: float | None, errors: dict[str, float] | None,
+               errors_step: int | None = None) -> None:
+        """``errors_step``: the step at which ``errors`` were evaluated (shown when it is not ``step``)."""
         if self.mode == "none":
             return
         if errors:
             self._latest_error = " ".join(f"{k} {v:.2e}" for k, v in errors.items())
+            self._latest_error_step = step if errors_step is None else errors_step
         eta = (self.total - step) / steps_per_second if steps_per_second > 0 else float("nan")
         parts = [
             f"step {step}/{self.total}",
             f"{steps_per_second:.1f} steps/s",
             f"loss {loss:.3e}" if loss is not None else "",
-            f"rel_l2 {self._latest_error}" if self._latest_error else "",
-            f"ETA {_fmt_seconds(eta)}" if math.isfinite(eta) else "",
+            (f"rel_l2 {self._latest_error}" + (f" (at step {self._latest_error_step})" if self._latest_error_step != step else ""))
+            if self._latest_error else "",
+            f"ETA {format_seconds(eta)}" if math.isfinite(eta) else "",
         ]
         text = " | ".join(p for p in parts if p)
+        LOG.info(text)
         if self.mode == "bar":
             now = time.monotonic()
             if now - self._last_draw < self.min_interval and step < self.total:

@@ -31,7 +31,7 @@ from pinnrun.figures import write_profiles, write_run_outputs
 from pinnrun.losses import PINNLoss, StageContext
 from pinnrun.marching import slice_reference, window_edges
 from pinnrun.phases import PhaseStepper, build_stepper
-from pinnrun.sinks import JsonlSink, Progress, Sink, truncate_metrics
+from pinnrun.sinks import JsonlSink, Progress, Sink, format_seconds, truncate_metrics
 from pinnrun.stages import Stage, learning_rate
 
 if TYPE_CHECKING:
@@ -161,6 +161,23 @@ class RunOptions:
     resume: bool = False  # continue from the latest checkpoint in the checkpoint folder
     init_params: Any = None  # start from these parameters (fine-tuning from another run)
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)  # stored with every checkpoint
+
+
+def planning_notes(config: dict, stages: list[Stage], step: int) -> list[str]:
+    """What the run is about to do, said at its start: the planned steps and, for a paper (GPU)
+    recipe started on a CPU, the budget meant for one."""
+    total = stages[-1].end
+    entries, windows = stages[-1].entry + 1, max((s.window or 0) for s in stages) + 1
+    parts = [f"{entries} stages" if entries > 1 else "", f"{windows} time windows" if windows > 1 else ""]
+    detail = " and ".join(p for p in parts if p)
+    lines = [f"planned: {total} steps" + (f" in {detail}" if detail else "") + (f", from step {step}" if step else "")]
+    recipe, quick = config.get("recipe") or {}, config.get("quick") or {}
+    on_recipe = bool(recipe) and config.get("budget") == recipe
+    bigger = any(recipe.get(k, 0) > quick.get(k, 0) for k in ("steps", "batch_size", "time_windows") if k in quick)
+    if jax.default_backend() == "cpu" and on_recipe and bigger:
+        lines.append(f"this is the paper's recipe budget ({total} steps, batch {config['train']['batch_size']}), sized "
+                     "for a GPU; on a CPU, train=cpu_quick runs the quick budget")
+    return lines
 
 
 class Trainer:
@@ -441,6 +458,9 @@ class Trainer:
             self.progress.message(f"resuming from the checkpoint at step {step}")
         if self.checkpoint_every <= 0:
             self.progress.message("checkpoints are off (checkpoint.every=0): this run cannot be resumed")
+        for line in planning_notes(self.cfg, self.stages, step):
+            self.progress.message(line)
+        self.estimated = False
         self.start_step = step
         self.jsonl = JsonlSink(metrics_path if self.main_process else None)
         self.sinks = [self.jsonl, *self.extra_sinks]
@@ -472,8 +492,9 @@ class Trainer:
             n = min(length - step % length, stage.end - step)
             chunk = self._chunk_fn(stage, n, state)
             start = time.perf_counter()
-            state, metrics = chunk(state)
-            metrics = jax.device_get(metrics)  # waits for the chunk: the only host sync per chunk
+            with self.progress.heartbeat(step, step + n, float(self.train_cfg.get("heartbeat_seconds", 30.0))):
+                state, metrics = chunk(state)
+                metrics = jax.device_get(metrics)  # waits for the chunk: the only host sync per chunk
             self.train_seconds += time.perf_counter() - start
             problem = self.check_finite(metrics, step)
             if problem:
@@ -488,7 +509,13 @@ class Trainer:
             self.record = self.after_chunk(stage, state, step, metrics, wall_start) or self.record
             errors = {k[len("rel_l2/") :]: v for k, v in self.record.items() if k.startswith("rel_l2/")}
             rate = (step - self.start_step) / self.train_seconds if self.train_seconds > 0 else 0.0
-            self.progress.update(step, rate, self.record.get("loss"), errors or None)
+            if not self.estimated and rate > 0:   # once, after the first chunk, for runs of over a minute
+                self.estimated = True
+                if (self.total - step) / rate > 60:
+                    self.progress.message(f"about {format_seconds((self.total - step) / rate)} of training left at "
+                                          f"{rate:.1f} steps/s (measured on the first steps)")
+            evaluated_at = self.latest_evaluation[0] if self.latest_evaluation else None
+            self.progress.update(step, rate, self.record.get("loss"), errors or None, evaluated_at)
             if guard.requested:
                 self.stop_for_signal(guard, stage, state, step)
         return state, step, None

@@ -23,6 +23,9 @@ def test_short_kovasznay_run_writes_every_output(cli):
     run_dir = only_run_dir(cli.cwd / "outputs")
     assert "compiling the training step" in result.stdout and "compiled in" in result.stdout
     assert "checkpoints are off (checkpoint.every=0): this run cannot be resumed" in result.stdout
+    assert "planned: 20 steps" in result.stdout
+    log = (run_dir / "pinnrun.log").read_text()   # the progress lines, for the record
+    assert "planned: 20 steps" in log and "step 20/20" in log
 
     records = read_jsonl(run_dir / "metrics.jsonl")
     assert [r["step"] for r in records] == [10, 20]
