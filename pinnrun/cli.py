@@ -100,11 +100,12 @@ def check_resume_folder(argv: list[str]) -> str | None:
     return None
 
 
-def check_shown_config(argv: list[str]) -> str | None:
-    """``pinnrun --cfg job ...`` shows the composed config: the same checks as a run first (None: no
-    --cfg, a sweep, or nothing wrong)."""
+def check_composed_config(argv: list[str]) -> str | None:
+    """The config checks of a run, on the config this command composes, before Hydra makes the run's
+    folder (a refused command writes nothing) or shows it (``--cfg job``). None: nothing wrong, or
+    nothing to check here (a sweep's jobs, resume and eval check their own configs)."""
     flags = ("--cfg", "-c")
-    if not any(a in flags for a in argv) or any(a in ("-m", "--multirun") for a in argv):
+    if any(a in ("-m", "--multirun", "--help", "-h", "--hydra-help", "--info", "-i") for a in argv):
         return None
     overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in (*flags, "-p", "--package"))]
     from hydra import compose, initialize_config_module
@@ -124,9 +125,15 @@ def check_shown_config(argv: list[str]) -> str | None:
 
 
 def segment_dir_override(argv: list[str]) -> list[str]:
-    """A resumed run writes Hydra's files to its own subfolder, never over the original run's."""
+    """A resumed run writes Hydra's files to its own subfolder, never over the original run's; an
+    evaluation writes only inside the run it evaluates (<run_dir>/eval)."""
+    if any(override_key(a) == "hydra.run.dir" for a in argv):
+        return argv
+    run_dir = next((a.split("=", 1)[1] for a in argv if override_key(a) == "run_dir" and "=" in a), None)
+    if "mode=eval" in argv and run_dir not in (None, "", "null"):
+        return [*argv, f"hydra.run.dir={Path(run_dir).expanduser().absolute() / 'eval'}"]
     resume = resume_argument(argv)
-    if resume is None or any(override_key(a) == "hydra.run.dir" for a in argv):
+    if resume is None:
         return argv
     folder = Path(resume).expanduser().absolute() / "resumed" / "${now:%Y-%m-%d_%H-%M-%S}"
     return [*argv, f"hydra.run.dir={folder}"]
@@ -235,6 +242,10 @@ def run_job(cfg: DictConfig) -> float:
         try:
             components = build(config)
         except ConfigError as error:
+            if resume:
+                discard_segment(output_dir, run_dir)
+            else:
+                discard_refused_run(output_dir)
             fail(str(error))
         stored_metadata = _stored_metadata(run_dir) if resume else {}
         if resume:
@@ -287,6 +298,26 @@ def discard_segment(output_dir: Path, run_dir: Path) -> None:
     shutil.rmtree(output_dir, ignore_errors=True)
     if segments.is_dir() and not any(segments.iterdir()):
         segments.rmdir()
+
+
+HYDRA_FILES = {".hydra", "pinnrun.log"}
+
+
+def discard_refused_run(output_dir: Path) -> None:
+    """Remove the folder Hydra made for a run refused before it started, when it holds nothing but
+    Hydra's own files, and the parents (outputs/<date>) that this leaves empty, up to the working
+    folder. A folder with anything else in it is left alone."""
+    import shutil
+
+    if not output_dir.is_dir() or not {p.name for p in output_dir.iterdir()} <= HYDRA_FILES:
+        return
+    logging.shutdown()   # Hydra's pinnrun.log handler holds a file in it
+    shutil.rmtree(output_dir, ignore_errors=True)
+    stop = Path.cwd().absolute()
+    parent = output_dir.parent
+    while parent != stop and stop in parent.parents and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 def latest_checkpoint_folder(run_dir: Path) -> Path | None:
@@ -353,7 +384,7 @@ def _hydra_main(cfg: DictConfig) -> float:
 def main() -> None:
     """The ``pinnrun`` console script."""
     argv = sys.argv[1:]
-    error = check_group_choices(argv) or check_resume_folder(argv) or check_shown_config(argv)
+    error = check_group_choices(argv) or check_resume_folder(argv) or check_composed_config(argv)
     if error:
         fail(error)
     sys.argv = [sys.argv[0], *show_config_of_sweep(segment_dir_override(argv))]

@@ -195,8 +195,9 @@ def test_init_from_starts_from_another_runs_parameters(tmp_path):
 def test_eval_mode_restores_and_evaluates(tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli(["train.steps=40", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
-    result = run_cli(["mode=eval", f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'eval_job'}"], tmp_path)
+    result = run_cli(["mode=eval", f"run_dir={run_dir}"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]   # an evaluation writes only inside its run
     errors = json.loads((run_dir / "eval" / "errors.json").read_text())
     assert errors["source"].startswith("checkpoint")
     best = json.loads((run_dir / "summary.json").read_text())["best_rel_l2"]
