@@ -108,19 +108,84 @@ def check_composed_config(argv: list[str]) -> str | None:
     if any(a in ("-m", "--multirun", "--help", "-h", "--hydra-help", "--info", "-i") for a in argv):
         return None
     overrides = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in (*flags, "-p", "--package"))]
-    from hydra import compose, initialize_config_module
+    from hydra.errors import ConfigCompositionException
+    from omegaconf.errors import ConfigAttributeError
 
     try:
-        with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-    except Exception:  # noqa: BLE001  (Hydra reports its own composition errors)
+        cfg = compose_config(overrides)
+    except ConfigCompositionException as error:
+        cause = error.__cause__
+        if isinstance(cause, ConfigAttributeError) and getattr(cause, "full_key", None):   # a key not in the config
+            return unknown_key_message(str(cause.full_key), compose_config([o for o in overrides if override_key(o) != cause.full_key]))
+        return None   # Hydra reports its own composition errors
+    except Exception:  # noqa: BLE001
         return None
     if cfg.get("resume") or cfg.get("mode") == "eval":
         return None
+    added = [override_key(o) for o in overrides if o.startswith("+") and not o.startswith("++")]
+    if added:
+        error = check_added_keys(added, compose_config([o for o in overrides if not o.startswith("+")]), cfg)
+        if error:
+            return error
     try:
         validate(cfg)
     except ConfigError as error:
         return str(error)
+    return None
+
+
+# Groups whose keys are all declared in pinnrun's YAML: a key added with +group.key=... must be one
+# of them (keys meant to be set freely are declared with a null default). The optimizer's keys are
+# checked against its own list by validation; a PDE's against its constructor's parameters.
+DECLARED_GROUPS = ("train", "arch", "weighting", "checkpoint", "logger")
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def unknown_key_message(key: str, base: DictConfig) -> str:
+    """'unknown key train.stpes; did you mean train.steps?' (or the keys there are)."""
+    import difflib
+
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(base, parent) if parent else base
+    siblings = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+    close = difflib.get_close_matches(leaf, siblings, n=1)
+    prefix = f"{parent}." if parent else ""
+    if close:
+        return f"unknown key {key}; did you mean {prefix}{close[0]}?"
+    return f"unknown key {key}; keys of {parent or 'the config'}: {', '.join(siblings)}"
+
+
+def check_added_keys(added: list[str], base: DictConfig, composed: DictConfig) -> str | None:
+    """The error for a key added with ``+`` that pinnrun does not know: in a declared group, one that
+    is not in its YAML; in ``pde``, one that is not a parameter of the PDE's constructor."""
+    import inspect
+
+    missing = object()
+    for key in added:
+        group = key.split(".")[0]
+        if group in DECLARED_GROUPS and OmegaConf.select(base, key, default=missing) is missing:
+            return unknown_key_message(key, base)
+        if group == "pde" and key.count(".") == 1:
+            from hydra.utils import get_method
+
+            try:
+                parameters = inspect.signature(get_method(str(composed.pde._target_))).parameters
+            except Exception:  # noqa: BLE001  (an unknown target: building the PDE reports it)
+                continue
+            takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+            name = key.split(".")[1]
+            if name not in parameters and not takes_any:
+                import difflib
+
+                close = difflib.get_close_matches(name, list(parameters), n=1)
+                hint = f"did you mean pde.{close[0]}?" if close else f"parameters: {', '.join(parameters)}"
+                return f"unknown key {key}: not a parameter of {composed.pde._target_}; {hint}"
     return None
 
 

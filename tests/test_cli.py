@@ -76,6 +76,9 @@ def test_wave_run_reports_error_against_time(cli):
         (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, ginzburg_landau, gray_scott, kdv, kovasznay, ks, lid_driven_cavity, wave"),
         (["pde.re=-3"], "pde.re must be positive"),
         (["pde.re=abc"], "pde.re must be a number; got 'abc'"),
+        (["train.stpes=100"], "pinnrun: unknown key train.stpes; did you mean train.steps?"),
+        (["+train.stpes=100"], "pinnrun: unknown key train.stpes; did you mean train.steps?"),
+        (["+pde.renolds=3"], "unknown key pde.renolds: not a parameter of pinnrun.pdes.kovasznay.Kovasznay; parameters: re,"),
         (["optim=adam_lbfgs", "train.steps=200"], "optim.phases: the steps given (optim.phases.1.steps=500) must leave at least one "
          "step of 200 to the entry with steps: null, or add up to 200 exactly; set train.steps to more than 500 or change those entries"),
         (["weighting.causal=true"], "weighting.causal: kovasznay is not a time-dependent problem; use false"),
