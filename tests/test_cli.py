@@ -129,8 +129,10 @@ def test_python_dash_m_pinnrun_is_the_pinnrun_command(cli):
 def test_help_lists_groups_and_options(cli):
     result = cli(["--help"])
     assert result.returncode == 0
-    for text in ("pde:", "kovasznay", "wave", "optim:", "adam", "arch:", "weighting:", "train:"):
+    for text in ("pde:", "kovasznay", "wave", "optim:", "adam", "arch:", "weighting:", "train:", "resume=<run_dir>",
+                 "init_from=<run_dir>", "mode=eval", "pinnrun-report", "pinnrun-plot", "pinnrun-eval", "pinnrun-reference"):
         assert text in result.stdout, text
+    assert "${" not in result.stdout   # no unresolved config: --cfg job --resolve shows it
 
 
 def test_cfg_job_prints_composed_config(cli):
