@@ -432,6 +432,14 @@ def _init_params(config: dict, components):
         raise ConfigError(f"init_from: the parameters of {source} do not fit this architecture ({error})") from None
 
 
+class SweepReportHint:
+    """Hydra callback: at the end of ``pinnrun -m ...``, where the runs are and how to compare them."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(str(config.hydra.sweep.dir)).absolute()
+        print(f"sweep finished: {folder}\ncompare its runs with: pinnrun-report {folder}")
+
+
 def run_eval(cfg: DictConfig) -> float:
     """Evaluate a finished or interrupted run: best checkpoint if any, else its params.npz."""
     from pinnrun.evaluate import evaluate_run

@@ -156,3 +156,5 @@ def test_multirun_writes_one_complete_run_per_job(cli):
         assert (path.parent / "metrics.jsonl").exists() and (path.parent / "params.npz").exists()
     finals = [json.loads(p.read_text())["final_rel_l2"]["u"] for p in summaries]
     assert finals[0] != finals[1]
+    sweep = summaries[0].parent.parent
+    assert f"sweep finished: {sweep}\ncompare its runs with: pinnrun-report {sweep}" in result.stdout
