@@ -211,6 +211,9 @@ class Trainer:
         self.best: dict[str, float] = {}
         self.latest_evaluation: tuple[int, Evaluation] | None = None  # (step, evaluation)
         self.stage_records: dict[int, dict[str, Any]] = {}  # finished stages (restored on resume)
+        # The run's earlier segments (each start or resume up to its last checkpoint; restored on resume).
+        self.earlier_segments: list[dict[str, Any]] = []
+        self.wall_start = time.perf_counter()
         self.stage_seconds = (0, 0.0, time.perf_counter())  # (stage index, seconds before this segment, entered at)
         self.window_params: dict[int, Any] = {}  # time-marching: the final network of each window
         ckpt = cfg["checkpoint"]
@@ -364,6 +367,18 @@ class Trainer:
             "best_rel_l2": self.best,
             "lr_scale": self.lr_scale,
             "rollbacks": self.rollbacks,
+            "segments": [*self.earlier_segments, self.segment(step)],
+        }
+
+    def segment(self, step: int) -> dict[str, Any]:
+        """This process's part of the run so far: its steps and its seconds."""
+        return {
+            "from_step": self.start_step,
+            "to_step": step,
+            "steps_executed": step - self.start_step,
+            "train_seconds": self.train_seconds,
+            "compile_seconds": self.compile_seconds,
+            "wall_seconds": time.perf_counter() - self.wall_start,
         }
 
     def save_checkpoint(self, stage: Stage, state: TrainState, step: int, metric: float | None, force: bool = False) -> None:
@@ -388,6 +403,7 @@ class Trainer:
         self.rollbacks = int(metadata.get("rollbacks", 0))
         self.best = {k: float(v) for k, v in metadata.get("best_rel_l2", {}).items()}
         self.stage_records = {r["index"]: r for r in metadata.get("stages_done", [])}
+        self.earlier_segments = list(metadata.get("segments", []))
         self.stage_seconds = (index, float(metadata.get("stage_seconds", 0.0)), time.perf_counter())
         stage = self.stages[index]
         for k in range(stage.window or 0):  # the finished windows' networks, for the whole-horizon errors
@@ -467,7 +483,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
         self.record: dict[str, Any] = {}
-        wall_start = time.perf_counter()
+        wall_start = self.wall_start = time.perf_counter()
         with PreemptionGuard() as guard:
             while index < len(self.stages):
                 stage = self.stages[index]
@@ -589,6 +605,12 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "stages": [self.stage_records[i] for i in sorted(self.stage_records)],
         }
+        # Every segment of the run (its first start and each resume, each up to where the next began)
+        # and their totals; the keys above are this segment's.
+        segments = [*self.earlier_segments, self.segment(self.total)]
+        summary["segments"] = segments
+        summary["totals"] = {key: sum(s[key] for s in segments)
+                             for key in ("steps_executed", "train_seconds", "compile_seconds", "wall_seconds")}
         if self.windows > 1:
             summary["time_windows"] = self.windows
         if self.main_process:

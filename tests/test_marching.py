@@ -132,4 +132,10 @@ def test_time_marching_run_and_resume_across_windows(tmp_path, setup):
         with np.load(reference / "windows" / f"window_{k}.npz") as a, np.load(killed / "windows" / f"window_{k}.npz") as b:
             assert_bitwise_equal(dict(a), dict(b))
     assert [r["step"] for r in read_jsonl(killed / "metrics.jsonl")] == list(range(10, 61, 10))
-    assert json.loads((killed / "summary.json").read_text())["final_rel_l2"] == summary["final_rel_l2"]
+    resumed = json.loads((killed / "summary.json").read_text())
+    assert resumed["final_rel_l2"] == summary["final_rel_l2"]
+    # The summary describes both segments (the killed start up to its last checkpoint, the resume), with totals.
+    first, second = resumed["segments"]
+    assert (first["from_step"], second["to_step"]) == (0, 60) and first["to_step"] == second["from_step"] == resumed["resumed_from_step"]
+    assert resumed["totals"]["steps_executed"] == 60 and resumed["totals"]["compile_seconds"] >= second["compile_seconds"] > 0
+    assert [s["from_step"] for s in summary["segments"]] == [0] and summary["totals"]["steps_executed"] == 60
