@@ -17,6 +17,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pinnrun.config import ConfigError, validate
@@ -432,7 +433,7 @@ def _init_params(config: dict, components):
         raise ConfigError(f"init_from: the parameters of {source} do not fit this architecture ({error})") from None
 
 
-class SweepReportHint:
+class SweepReportHint(Callback):
     """Hydra callback: at the end of ``pinnrun -m ...``, where the runs are and how to compare them."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -10,6 +10,7 @@ which PDE, network or optimizer it runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import platform
@@ -258,7 +259,8 @@ class Trainer:
 
         def make():
             pde = self.pde(stage or last)
-            reference = self.cached(("reference", (stage or last).pde_key), pde.reference)
+            with self.reported(f"reference solution of {pde.name} ready"):   # loaded from the cache, or solved now
+                reference = self.cached(("reference", (stage or last).pde_key), pde.reference)
             if stage is not None and stage.time_range is not None:
                 reference = slice_reference(reference, pde.time_axis, *stage.time_range)
             return Evaluator(pde, self.train_cfg["eval_batch_size"], reference)
@@ -584,7 +586,8 @@ class Trainer:
         else:
             evaluation = self.latest_evaluation[1]  # finish_stage evaluated the last stage at its end
             self.best = {k: min(self.best.get(k, math.inf), v) for k, v in evaluation.rel_l2.items()}
-        self.checkpointer_wait()
+        with self.reported("the last checkpoint written"):
+            self.checkpointer_wait()
         self.final_state, self.final_evaluation = state, evaluation
         executed = self.total - self.start_step
         summary = {
@@ -616,7 +619,8 @@ class Trainer:
         if self.main_process:
             if self.windows == 1:  # time-marching: one network per window, in windows/
                 save_params(state.params, self.run_dir / "params.npz")
-            write_run_outputs(self.run_dir, self.evaluator(None).reference, evaluation, summary, self.train_cfg["figures"], self.sinks)
+            with self.reported("wrote the summary, figures and final parameters"):
+                write_run_outputs(self.run_dir, self.evaluator(None).reference, evaluation, summary, self.train_cfg["figures"], self.sinks)
         for sink in self.sinks:
             sink.close(summary)
         if self.checkpointer is not None:
@@ -684,6 +688,16 @@ class Trainer:
             else:
                 sink.close({"preempted_at_step": step})
         guard.hand_over(step, self.run_dir)  # prints the resume command and exits
+
+    @contextlib.contextmanager
+    def reported(self, what: str, threshold: float = 2.0):
+        """Say how long the enclosed work took when it took longer than ``threshold`` seconds (work
+        outside the training steps: a reference solve, figures, the last checkpoint)."""
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        if seconds > threshold:
+            self.progress.message(f"{what} in {seconds:.1f} s")
 
     def checkpointer_wait(self) -> None:
         if self.checkpointer is not None:

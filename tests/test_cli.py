@@ -24,6 +24,7 @@ def test_short_kovasznay_run_writes_every_output(cli):
     assert "compiling the training step" in result.stdout and "compiled in" in result.stdout
     assert "checkpoints are off (checkpoint.every=0): this run cannot be resumed" in result.stdout
     assert "planned: 20 steps" in result.stdout
+    assert "Warning" not in result.stderr, result.stderr[-2000:]
     log = (run_dir / "pinnrun.log").read_text()   # the progress lines, for the record
     assert "planned: 20 steps" in log and "step 20/20" in log
 
