@@ -229,7 +229,9 @@ class Checkpointer:
             try:
                 return attempt(candidate), candidate, failed
             except Exception as error:  # noqa: BLE001 - damaged files raise anything from JSON to tensorstore errors
-                message = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+                # the first line, without TensorStore's repr of its whole spec
+                first = str(error).splitlines()[0].split(" See full TensorStore details")[0][:300] if str(error) else ""
+                message = f"{type(error).__name__}: {first}"
                 errors.append(f"step {candidate}: {message}")
                 if step is not None:
                     break

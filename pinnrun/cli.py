@@ -455,8 +455,26 @@ def _hydra_main(cfg: DictConfig) -> float:
     return run_job(cfg)
 
 
+def one_line_warnings() -> None:
+    """pinnrun's own warnings ("pinnrun: ...") print as that one line, without Python's file:line
+    prefix and source line; others keep Python's format."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if text.startswith("pinnrun:"):
+            print(text.splitlines()[0], file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     """The ``pinnrun`` console script."""
+    one_line_warnings()
     argv = sys.argv[1:]
     error = check_group_choices(argv) or check_resume_folder(argv) or check_composed_config(argv)
     if error:

@@ -129,6 +129,10 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     result = run_cli([f"resume={run_dir}", "train.steps=80"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "checkpoint at step 60" in result.stderr and "trying the previous one" in result.stderr
+    # pinnrun's own warning lines, each one line (no Python file:line prefix, no TensorStore spec dump)
+    warned = [line for line in result.stderr.splitlines() if "checkpoint" in line]
+    assert all(line.startswith("pinnrun: ") for line in warned) and "RuntimeWarning" not in result.stderr, result.stderr[-2000:]
+    assert any(line.startswith("pinnrun: moved the damaged checkpoint") and line.endswith("60.corrupt") for line in warned)
     assert "resuming from the checkpoint at step 40" in result.stdout
 
 
