@@ -46,12 +46,20 @@ def composed(*overrides: str) -> dict:
         return validate(compose(config_name="config", overrides=list(overrides)))
 
 
-def initial_state(components, seed: int = 0):
+def initial_state(components, seed: int = 0, reference_free: bool = False):
+    """The state a run starts from. ``reference_free``: initial-condition targets of zeros instead of the
+    PDE's initial field (the cost of a step does not depend on their values; a PDE whose initial
+    condition is a reference snapshot, such as Kolmogorov flow, then needs no reference solve)."""
     init_key, points_key, train_key = jax.random.split(jax.random.PRNGKey(seed), 3)
     params = components.model.init(init_key)
     fixed = components.loss.fixed_points(points_key)
     weights = {k: jnp.asarray(v, components.dtype) for k, v in components.weights.items()}
-    state = TrainState(jnp.asarray(0, jnp.int32), params, None, weights, train_key, components.loss.default_context(fixed))
+    if reference_free:
+        zeros = lambda z: jnp.zeros(components.pde.output_dim, components.dtype)  # noqa: E731
+        context = components.loss.context(fixed, None, zeros)
+    else:
+        context = components.loss.default_context(fixed)
+    state = TrainState(jnp.asarray(0, jnp.int32), params, None, weights, train_key, context)
     return state, fixed
 
 
@@ -59,12 +67,13 @@ def stepper_for(cfg, components, fixed):
     return build_stepper(components.stages[0], components.loss, fixed)
 
 
-def pinnrun_runner(cfg, components, steps: int, after_chunk: Callable | None = None) -> tuple[Callable[[], None], float]:
+def pinnrun_runner(cfg, components, steps: int, after_chunk: Callable | None = None,
+                   reference_free: bool = False) -> tuple[Callable[[], None], float]:
     """(run `steps` steps, compile seconds) with the trainer's own chunk function.
 
     after_chunk(state) runs on the host after each chunk (the diagnostics the trainer adds there).
     """
-    state, fixed = initial_state(components)
+    state, fixed = initial_state(components, reference_free=reference_free)
     stepper = stepper_for(cfg, components, fixed)
     state = state._replace(opt_state=stepper.init(state.params, state.key, state.context))
     start = time.perf_counter()

@@ -106,14 +106,31 @@ GL_QUICK = [
 ]
 
 
-@pytest.mark.parametrize("setup", [pytest.param(GL_QUICK, id="ginzburg_landau_2d"), pytest.param(WAVE_QUICK, id="wave_1d", marks=pytest.mark.slow)])
+# Kolmogorov flow over t in [0, 0.02] on a tiny reference (32^2 modes, a short spin-up): its initial
+# condition is the reference's first snapshot, the later window's the previous network.
+KOLMOGOROV_QUICK = [
+    "pde=kolmogorov", "train=cpu_quick", "quick.t_max=0.02", "quick.snapshots=3", "quick.reference_n=32",
+    "pde.reference.n_spinup=32", "pde.reference.t_spinup=0.1", "pde.reference.dt_spinup=2e-3", "quick.reference_dt=1e-3",
+    "pde.points.initial=32", "train.time_windows=2", "train.log_every=10", "train.eval_every=10", "train.batch_size=64",
+    "arch.width=16", "arch.depth=1", "arch.fourier.dim=8", "checkpoint.every=10", "train.chunk_steps=10",
+    "train.figures=false", "train.alignment_every=0",
+]
+HORIZON = {id(GL_QUICK): 0.02, id(KOLMOGOROV_QUICK): 0.02}
+
+
+# The Kolmogorov case is slow (about 60 s); the Ginzburg-Landau case keeps the 2-D path in the default suite.
+@pytest.mark.parametrize("setup", [
+    pytest.param(GL_QUICK, id="ginzburg_landau_2d"),
+    pytest.param(KOLMOGOROV_QUICK, id="kolmogorov_2d", marks=pytest.mark.slow),
+    pytest.param(WAVE_QUICK, id="wave_1d", marks=pytest.mark.slow),
+])
 def test_time_marching_run_and_resume_across_windows(tmp_path, setup):
     reference = tmp_path / "full"
     result = run_cli([*setup, "train.steps=30", f"hydra.run.dir={reference}"], tmp_path, env={"PINNRUN_CACHE_DIR": str(tmp_path / "refs")})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "time window 2/2" in result.stdout
     summary = json.loads((reference / "summary.json").read_text())
-    horizon = 0.02 if setup is GL_QUICK else 1.0
+    horizon = HORIZON.get(id(setup), 1.0)
     assert summary["time_windows"] == 2 and summary["steps"] == 60 and summary["domain"]["t"] == [0.0, horizon]
     records = read_jsonl(reference / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(10, 61, 10))

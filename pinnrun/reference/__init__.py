@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import cavity as _cavity
+from . import kolmogorov as _kolmogorov
 from .burgers_exact import burgers_cole_hopf, burgers_cole_hopf_ux
 from .cache import CacheError, cache_key, default_cache_dir, load_or_generate
 from .cache import cache_path as _problem_cache_path
@@ -141,6 +142,7 @@ def available(dim: Optional[int] = None) -> List[str]:
 # (factory(**overrides) -> a problem for the shared cache, describe(problem, cache_file, checksum)).
 STANDALONE = {
     _cavity.NAME: (_cavity.get_cavity, _cavity.describe_cavity),
+    _kolmogorov.NAME: (_kolmogorov.get_kolmogorov, _kolmogorov.describe_kolmogorov),
 }
 
 
