@@ -117,7 +117,11 @@ def check_composed_config(argv: list[str]) -> str | None:
     except ConfigCompositionException as error:
         cause = error.__cause__
         if isinstance(cause, ConfigAttributeError) and getattr(cause, "full_key", None):   # a key not in the config
-            return unknown_key_message(str(cause.full_key), compose_config([o for o in overrides if override_key(o) != cause.full_key]))
+            try:   # the config without that override, for the closest valid key
+                base = compose_config([o for o in overrides if override_key(o) != cause.full_key])
+            except Exception:  # noqa: BLE001  (another wrong override: no suggestion)
+                base = OmegaConf.create({})
+            return unknown_key_message(str(cause.full_key), base)
         return None   # Hydra reports its own composition errors
     except Exception:  # noqa: BLE001
         return None
@@ -159,6 +163,8 @@ def unknown_key_message(key: str, base: DictConfig) -> str:
     prefix = f"{parent}." if parent else ""
     if close:
         return f"unknown key {key}; did you mean {prefix}{close[0]}?"
+    if not siblings:
+        return f"unknown key {key}: not in the config"
     return f"unknown key {key}; keys of {parent or 'the config'}: {', '.join(siblings)}"
 
 
