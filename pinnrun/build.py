@@ -64,19 +64,26 @@ def _kind_of(default: Any) -> tuple[str, Callable[[Any], bool]] | None:
     return None
 
 
+def pde_parameters(target: str) -> Mapping[str, inspect.Parameter] | None:
+    """The parameters of a PDE class's constructor, by its ``_target_`` (None: not importable)."""
+    from hydra.utils import get_method
+
+    try:
+        return inspect.signature(get_method(str(target))).parameters
+    except Exception:  # noqa: BLE001  (an unknown target: instantiate reports it)
+        return None
+
+
 def check_pde_parameters(pde_cfg: Mapping[str, Any]) -> None:
     """ConfigError naming the first ``pde.<key>`` whose value is not of the kind of its constructor
     default (a number, an integer, a string, a list), before the PDE is built. Plug-in PDEs get the
     same check from their own signatures; a parameter without a default (or defaulting to None) is
     the constructor's to check."""
-    from hydra.utils import get_method
-
-    try:
-        signature = inspect.signature(get_method(str(pde_cfg["_target_"])))
-    except Exception:  # noqa: BLE001  (an unknown target: instantiate reports it)
+    parameters = pde_parameters(pde_cfg["_target_"])
+    if parameters is None:
         return
     for key, value in pde_cfg.items():
-        parameter = signature.parameters.get(key)
+        parameter = parameters.get(key)
         if parameter is None or parameter.default is inspect.Parameter.empty:
             continue
         kind = _kind_of(parameter.default)

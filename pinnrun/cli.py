@@ -152,14 +152,19 @@ def compose_config(overrides: list[str]) -> DictConfig:
         return compose(config_name="config", overrides=overrides)
 
 
-def unknown_key_message(key: str, base: DictConfig) -> str:
-    """'unknown key train.stpes; did you mean train.steps?' (or the keys there are)."""
+def closest(name: str, candidates: list[str]) -> list[str]:
+    """The candidate nearest ``name`` in spelling, if any is near (difflib)."""
     import difflib
 
+    return difflib.get_close_matches(name, candidates, n=1)
+
+
+def unknown_key_message(key: str, base: DictConfig) -> str:
+    """'unknown key train.stpes; did you mean train.steps?' (or the keys there are)."""
     parent, _, leaf = key.rpartition(".")
     node = OmegaConf.select(base, parent) if parent else base
     siblings = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
-    close = difflib.get_close_matches(leaf, siblings, n=1)
+    close = closest(leaf, siblings)
     prefix = f"{parent}." if parent else ""
     if close:
         return f"unknown key {key}; did you mean {prefix}{close[0]}?"
@@ -173,24 +178,21 @@ def check_added_keys(added: list[str], base: DictConfig, composed: DictConfig) -
     is not in its YAML; in ``pde``, one that is not a parameter of the PDE's constructor."""
     import inspect
 
+    from pinnrun.build import pde_parameters
+
     missing = object()
     for key in added:
         group = key.split(".")[0]
         if group in DECLARED_GROUPS and OmegaConf.select(base, key, default=missing) is missing:
             return unknown_key_message(key, base)
         if group == "pde" and key.count(".") == 1:
-            from hydra.utils import get_method
-
-            try:
-                parameters = inspect.signature(get_method(str(composed.pde._target_))).parameters
-            except Exception:  # noqa: BLE001  (an unknown target: building the PDE reports it)
+            parameters = pde_parameters(composed.pde._target_)
+            if parameters is None:   # an unknown target: building the PDE reports it
                 continue
             takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
             name = key.split(".")[1]
             if name not in parameters and not takes_any:
-                import difflib
-
-                close = difflib.get_close_matches(name, list(parameters), n=1)
+                close = closest(name, list(parameters))
                 hint = f"did you mean pde.{close[0]}?" if close else f"parameters: {', '.join(parameters)}"
                 return f"unknown key {key}: not a parameter of {composed.pde._target_}; {hint}"
     return None
