@@ -179,6 +179,10 @@ TINY_CAVITY = [
 ]
 
 
+# Slow (75-150 s on 2 cores: each of the three Reynolds stages compiles its own step). The default suite
+# keeps the path: kill -9 and bit-for-bit resume across stages by test_marching's Ginzburg-Landau case,
+# the cavity's curriculum stages by test_stages' curriculum tests.
+@pytest.mark.slow
 def test_a_cavity_curriculum_resumes_bit_for_bit_after_a_kill_in_its_second_stage(tmp_path):
     env = {"PINNRUN_CACHE_DIR": str(tmp_path / "cache")}
     reference = tmp_path / "uninterrupted"

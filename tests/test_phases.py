@@ -80,6 +80,9 @@ def test_adam_then_lbfgs_run_logs_both_phases(cli):
     assert summary["optimizer"] == "adam+lbfgs"
 
 
+# Slow (35-50 s on 2 cores). The default suite keeps the path: a two-phase run by
+# test_adam_then_lbfgs_run_logs_both_phases, float64 networks by test_archs' test_float64_build.
+@pytest.mark.slow
 def test_float64_polish_phase(cli):
     result = cli(["optim=adam_lbfgs", *QUICK, "train.steps=30", "optim.phases.1.steps=10", "+optim.phases.1.precision=float64", "pde.eval_resolution=[11,11]"])
     assert result.returncode == 0, result.stderr[-3000:]

@@ -158,6 +158,15 @@ def test_resume_refuses_changes_to_the_maths(tmp_path):
     # None of the three wrote anything: no resumed/<time> folder, every file as it was.
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     assert not (run_dir / "resumed").exists()
+
+
+# Slow (15-30 s: a run and its resume). The default suite keeps the path of a resume that goes on by
+# test_auto_resume_in_multirun_continues_a_requeued_job and the logger group's composition by
+# test_logger_none_works_without_wandb.
+@pytest.mark.slow
+def test_a_resume_may_choose_another_logger(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli(["train.steps=20", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
     # A resume may choose another logger (a group choice, not a value); W&B itself is off here.
     result = run_cli([f"resume={run_dir}", "logger=wandb", "logger.project=elsewhere", "train.steps=30"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -185,6 +194,10 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_checkpoints(tmp_path):
             assert checkpointer.restore_metadata(saved)["step"] == saved
 
 
+# Slow (35-50 s: three runs). The default suite keeps init_from's checks by
+# test_cli's test_init_from_a_folder_that_is_not_a_run_is_one_line; the restore of parameters from a
+# checkpoint is the resume tests' path.
+@pytest.mark.slow
 def test_init_from_starts_from_another_runs_parameters(tmp_path):
     source = tmp_path / "source"
     assert run_cli(["train.steps=100", *SLOWISH, f"hydra.run.dir={source}"], tmp_path).returncode == 0
