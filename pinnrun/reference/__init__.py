@@ -50,6 +50,11 @@ one read of the entry.
 ``u = 1 - cosh(50 (x - 0.5)) / cosh(25)``; ``re`` in ``[100, 10000]``, optional ``nx``, default
 257) returns ``{"x": [nx], "y": [nx], "u", "v", "p": [nx, nx]}`` (first index x), cached as the
 others; ``provenance``/``load_with_provenance`` accept it too.  It is not listed by ``available``.
+
+``kolmogorov`` (``kolmogorov.py``) and ``rayleigh_taylor`` (``rayleigh_taylor.py``: Boussinesq flow
+between walls, Fourier x Chebyshev, ``{"t", "x", "y", "u", "v", "p", "T"}`` with fields
+``[nt, nx + 1, ny_out]`` and the y grid including both walls) are standalone problems of the same
+kind (``STANDALONE``).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from typing import List, Optional
 
 from . import cavity as _cavity
 from . import kolmogorov as _kolmogorov
+from . import rayleigh_taylor as _rayleigh_taylor
 from .burgers_exact import burgers_cole_hopf, burgers_cole_hopf_ux
 from .cache import CacheError, cache_key, default_cache_dir, load_or_generate
 from .cache import cache_path as _problem_cache_path
@@ -143,6 +149,7 @@ def available(dim: Optional[int] = None) -> List[str]:
 STANDALONE = {
     _cavity.NAME: (_cavity.get_cavity, _cavity.describe_cavity),
     _kolmogorov.NAME: (_kolmogorov.get_kolmogorov, _kolmogorov.describe_kolmogorov),
+    _rayleigh_taylor.NAME: (_rayleigh_taylor.get_rayleigh_taylor, _rayleigh_taylor.describe_rayleigh_taylor),
 }
 
 
