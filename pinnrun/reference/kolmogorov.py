@@ -98,6 +98,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .cache import default_cache_dir
+from .checks import integer as _integer
+from .checks import number as _number
 from .spectral import etdrk4_coefficients
 
 __all__ = [
@@ -467,25 +469,6 @@ class KolmogorovProblem:
 
 
 # ----------------------------------------------------------------------------- parameters
-
-def _number(name: str, value, low: float, high: float, low_open: bool = False) -> float:
-    allowed = f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
-    try:
-        x = float("nan") if isinstance(value, (bool, str)) else float(value)
-    except (TypeError, ValueError):
-        x = float("nan")
-    if not ((low < x if low_open else low <= x) and x <= high):
-        raise ValueError(f"{name} must be {allowed}; got {value!r}")
-    return x
-
-
-def _integer(name: str, value, low: int, high: int, even: bool = False) -> int:
-    ok = (not isinstance(value, bool) and isinstance(value, (int, np.integer))
-          and low <= value <= high and not (even and value % 2))
-    if not ok:
-        raise ValueError(f"{name} must be {'an even' if even else 'an'} integer in [{low}, {high}]; got {value!r}")
-    return int(value)
-
 
 _CHECKS = {
     "re": lambda v: _number("re", v, 1.0, 1e5),

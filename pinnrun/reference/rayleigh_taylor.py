@@ -70,6 +70,9 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from .checks import integer as _integer
+from .checks import number as _number
+
 __all__ = [
     "NAME",
     "SOLVER_VERSION",
@@ -286,25 +289,6 @@ class RayleighTaylorProblem:
 
     def compute(self, progress: Optional[ProgressFn] = None) -> dict:
         return solve_rayleigh_taylor(self, progress=progress)
-
-
-def _number(name: str, value, low: float, high: float, low_open: bool = False) -> float:
-    allowed = f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
-    try:
-        x = float("nan") if isinstance(value, (bool, str)) else float(value)
-    except (TypeError, ValueError):
-        x = float("nan")
-    if not ((low < x if low_open else low <= x) and x <= high):
-        raise ValueError(f"{name} must be {allowed}; got {value!r}")
-    return x
-
-
-def _integer(name: str, value, low: int, high: int, even: bool = False) -> int:
-    ok = (not isinstance(value, bool) and isinstance(value, (int, np.integer))
-          and low <= value <= high and not (even and value % 2))
-    if not ok:
-        raise ValueError(f"{name} must be {'an even' if even else 'an'} integer in [{low}, {high}]; got {value!r}")
-    return int(value)
 
 
 _CHECKS = {
