@@ -458,7 +458,7 @@ def test_cli_all_includes_2d(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(cli, "load_or_generate", fake)
     assert cli.main(["all", "--cache-dir", str(tmp_path)]) == 0
-    assert seen == ["burgers", "allen_cahn", "kdv", "ks", "gray_scott", "ginzburg_landau", "lid_driven_cavity", "kolmogorov"]
+    assert seen == ["burgers", "allen_cahn", "kdv", "ks", "gray_scott", "ginzburg_landau", "lid_driven_cavity", "kolmogorov", "rayleigh_taylor"]
 
 
 # --------------------------------------------------------------------------------------------
