@@ -146,10 +146,18 @@ def build(cfg: Mapping[str, Any]) -> Components:
                               + ", ".join(n for i, n in enumerate(pde.input_names) if i not in pde.periodic_axes))
         input_scale[axis] = float(factor)
 
+    output_scale = {}
+    for name, factor in (cfg["arch"].get("output_scale") or {}).items():
+        if name not in pde.field_names:
+            raise ConfigError(f"arch.output_scale.{name}: not a field of {pde.name}; fields: {', '.join(pde.field_names)}")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+            raise ConfigError(f"arch.output_scale.{name} must be a positive number; got {factor!r}")
+        output_scale[pde.field_names.index(name)] = float(factor)
+
     def model_for(dtype):
         return build_model(
             cfg["arch"], input_dim=pde.input_dim, output_dim=pde.output_dim, periodic_axes=pde.periodic_axes,
-            input_scale=input_scale, dtype=dtype,
+            input_scale=input_scale, output_scale=output_scale, dtype=dtype,
         )
 
     overrides = cfg["weighting"]["weights"]

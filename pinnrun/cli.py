@@ -228,7 +228,7 @@ def resumed_config(run_dir: Path, overrides: list[str], composed: DictConfig | N
     """The run's own config (from its checkpoint), with the harmless command-line overrides applied.
     ``composed``: this command's composed config, whose ``logger`` group replaces the run's when the
     command chooses a logger (``logger=wandb`` is a group choice, not a value)."""
-    from pinnrun.checkpoint import Checkpointer
+    from pinnrun.checkpoint import CheckpointError, Checkpointer
 
     ckpt_dir = latest_checkpoint_folder(run_dir)
     if ckpt_dir is None:
@@ -238,6 +238,8 @@ def resumed_config(run_dir: Path, overrides: list[str], composed: DictConfig | N
         if checkpointer.latest_step() is None:
             raise ConfigError(f"resume: {run_dir} holds no finished checkpoint")
         stored = checkpointer.restore_metadata()["config"]
+    except CheckpointError as error:   # every checkpoint's metadata damaged: one line, nothing written
+        raise ConfigError(f"resume: {error}") from None
     finally:
         checkpointer.close()
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -352,7 +354,9 @@ def run_job(cfg: DictConfig) -> float:
             summary = Trainer(config, components, run_dir, sinks=[sink] if sink else [], options=options).train()
         except FloatingPointError as error:
             fail(str(error), status=EXIT_NON_FINITE)
-        except CheckpointError as error:
+        except CheckpointError as error:   # raised before any step: nothing to restore from, or an unusable folder
+            if resume:
+                discard_segment(output_dir, run_dir)
             fail(str(error))
     errors = list(summary["final_rel_l2"].values())
     print(f"run directory: {run_dir}")

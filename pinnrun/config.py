@@ -133,6 +133,12 @@ def validate_arch(cfg: Mapping) -> None:
             raise ConfigError(f"arch.input_scale: must be null or a mapping input name -> factor, e.g. {{t: 5.0}}; got {scale!r}")
         for name in scale:
             check_float(cfg, f"arch.input_scale.{name}", 0.0, exclusive_min=True)
+    scale = cfg["arch"].get("output_scale")
+    if scale is not None:
+        if not isinstance(scale, Mapping):
+            raise ConfigError(f"arch.output_scale: must be null or a mapping field name -> factor, e.g. {{u: 0.05}}; got {scale!r}")
+        for name in scale:
+            check_float(cfg, f"arch.output_scale.{name}", 0.0, exclusive_min=True)
     if _get(cfg, "arch.rwf") is not None:
         check_keys(cfg, "arch.rwf", ("mean", "std"))
         check_float(cfg, "arch.rwf.mean")

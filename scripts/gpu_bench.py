@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 PDES = ("kovasznay", "wave", "burgers", "allen_cahn", "kdv", "ks", "gray_scott", "ginzburg_landau", "lid_driven_cavity",
-        "kolmogorov")
+        "kolmogorov", "rayleigh_taylor")
 
 
 def measure(pde: str, optim: str, steps: int, chunk: int) -> dict:

@@ -383,3 +383,25 @@ def test_bad_input_scale_raises(scale, needle):
     with pytest.raises(ValueError, match=needle) as info:
         build_model(cfg(periodic=True), input_dim=2, output_dim=1, periodic_axes={1: 2.0}, input_scale=scale)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_output_scale_multiplies_the_networks_outputs(name):
+    """output_scale {k: s}: output k is s times the unscaled model's (same params), the others are
+    untouched; PirateNet's output fit then matches its targets through the scale."""
+    base = dict(FULL, rwf=None)
+    scaled = build_model(cfg(name, **base), input_dim=2, output_dim=3, periodic_axes={1: 2.0}, output_scale={1: 0.03})
+    plain = build_model(cfg(name, **base), input_dim=2, output_dim=3, periodic_axes={1: 2.0})
+    params = plain.init(jax.random.key(4))
+    z = jnp.array([0.2, 0.7])
+    np.testing.assert_allclose(scaled.apply(params, z), plain.apply(params, z) * jnp.array([1.0, 0.03, 1.0]), rtol=1e-6)
+    assert (scaled.fit_output is None) == (name != "pirate")
+    if name == "pirate":
+        pts = jax.random.uniform(jax.random.key(5), (64, 2))
+        targets = jnp.stack([jnp.sin(pts[:, 1]), 0.01 * jnp.cos(pts[:, 1]), pts[:, 0]], axis=-1)
+        fitted = scaled.fit_output(params, pts, targets)
+        reference = plain.fit_output(params, pts, targets / jnp.array([1.0, 0.03, 1.0]))
+        np.testing.assert_allclose(jax.vmap(lambda q: scaled.apply(fitted, q))(pts),
+                                   jax.vmap(lambda q: plain.apply(reference, q))(pts) * jnp.array([1.0, 0.03, 1.0]), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="output_scale: factor for axis 0 must be > 0"):
+        build_model(cfg(name), input_dim=2, output_dim=3, output_scale={0: 0.0})

@@ -74,7 +74,7 @@ def test_wave_run_reports_error_against_time(cli):
     [
         (["train.steps=-5"], "train.steps must be an integer >= 1"),
         (["arch.activation=nope"], "arch.activation must be one of tanh, sin, swish, gelu"),
-        (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, ginzburg_landau, gray_scott, kdv, kolmogorov, kovasznay, ks, lid_driven_cavity, wave"),
+        (["pde=nope"], "unknown pde option 'nope'; available pde options: allen_cahn, burgers, ginzburg_landau, gray_scott, kdv, kolmogorov, kovasznay, ks, lid_driven_cavity, rayleigh_taylor, wave"),
         (["pde.re=-3"], "pde.re must be positive"),
         (["pde.re=abc"], "pde.re must be a number; got 'abc'"),
         (["train.stpes=100"], "pinnrun: unknown key train.stpes; did you mean train.steps?"),

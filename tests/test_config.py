@@ -180,3 +180,20 @@ def test_input_scale_is_checked_against_the_pdes_inputs_before_compiling(overrid
     with pytest.raises(ConfigError) as error:
         build(validate(cfg))
     assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        (["arch.output_scale={T: 2.0}"], "arch.output_scale.T: not a field of kovasznay; fields: u, v, p"),
+        (["arch.output_scale={u: 0.0}"], "arch.output_scale.u"),
+        (["arch.output_scale=3"], "arch.output_scale: must be null or a mapping"),
+    ],
+)
+def test_output_scale_is_checked_against_the_pdes_fields_before_compiling(overrides, needle):
+    from pinnrun.build import build
+
+    cfg = composed(*overrides)
+    with pytest.raises(ConfigError) as error:
+        build(validate(cfg))
+    assert needle in str(error.value) and "\n" not in str(error.value)

@@ -115,13 +115,24 @@ KOLMOGOROV_QUICK = [
     "arch.width=16", "arch.depth=1", "arch.fourier.dim=8", "checkpoint.every=10", "train.chunk_steps=10",
     "train.figures=false", "train.alignment_every=0",
 ]
-HORIZON = {id(GL_QUICK): 0.02, id(KOLMOGOROV_QUICK): 0.02}
+# Rayleigh-Taylor over t in [0, 0.02] on a tiny reference (16 Fourier x 16 Chebyshev): four fields,
+# a wall point set beside the initial and residual ones, the initial condition a reference snapshot.
+RAYLEIGH_TAYLOR_QUICK = [
+    "pde=rayleigh_taylor", "train=cpu_quick", "quick.t_max=0.02", "quick.snapshots=3", "quick.reference_nx=16",
+    "quick.reference_ny=16", "pde.reference.dt=1e-2", "pde.reference.max_mode=4", "pde.reference.t_skip=0.01",
+    "pde.reference.ny_out=9", "pde.points.initial=32", "pde.points.wall=32", "train.time_windows=2", "train.log_every=10",
+    "train.eval_every=10", "train.batch_size=64", "arch.width=16", "arch.depth=1", "arch.fourier.dim=8",
+    "checkpoint.every=10", "train.chunk_steps=10", "train.figures=false", "train.alignment_every=0",
+]
+HORIZON = {id(GL_QUICK): 0.02, id(KOLMOGOROV_QUICK): 0.02, id(RAYLEIGH_TAYLOR_QUICK): 0.02}
 
 
-# The Kolmogorov case is slow (about 60 s); the Ginzburg-Landau case keeps the 2-D path in the default suite.
+# The Kolmogorov and Rayleigh-Taylor cases are slow (about 60 s each); the Ginzburg-Landau case keeps the
+# 2-D path in the default suite.
 @pytest.mark.parametrize("setup", [
     pytest.param(GL_QUICK, id="ginzburg_landau_2d"),
     pytest.param(KOLMOGOROV_QUICK, id="kolmogorov_2d", marks=pytest.mark.slow),
+    pytest.param(RAYLEIGH_TAYLOR_QUICK, id="rayleigh_taylor_2d", marks=pytest.mark.slow),
     pytest.param(WAVE_QUICK, id="wave_1d", marks=pytest.mark.slow),
 ])
 def test_time_marching_run_and_resume_across_windows(tmp_path, setup):

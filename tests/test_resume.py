@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -122,6 +123,20 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     run_dir = tmp_path / "damaged"
     result = run_cli(["train.steps=60", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    # Every checkpoint damaged (issue 18 item 7), on copies: the metadata (the resume reads the run's
+    # config from it) or the state. pinnrun's lines only, no traceback, exit 2, nothing renamed or written.
+    for part in ("metadata", "state"):
+        copy = tmp_path / f"all_{part}"
+        shutil.copytree(run_dir, copy)
+        for step_dir in (copy / "checkpoints").iterdir():
+            for file in (p for p in (step_dir / part).rglob("*") if p.is_file()):
+                file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+        before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+        result = run_cli([f"resume={copy}", "train.steps=80"], tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and all(line.startswith("pinnrun: ") for line in lines), result.stderr[-3000:]
+        assert f"could not restore the {'metadata' if part == 'metadata' else 'state'} from any checkpoint" in lines[-1]
+        assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
     latest = run_dir / "checkpoints" / "60"
     biggest = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])
@@ -129,8 +144,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     result = run_cli([f"resume={run_dir}", "train.steps=80"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "checkpoint at step 60" in result.stderr and "trying the previous one" in result.stderr
-    # pinnrun's own warnings are one line each (no Python file:line prefix and source line). Orbax and
-    # TensorStore may still print their own lines for some damage (issue 18 item 7, left open).
+    # pinnrun's own warnings are one line each (no Python file:line prefix and source line).
     lines = result.stderr.splitlines()
     assert any(line.startswith("pinnrun: checkpoint at step 60 in ") and line.endswith("; trying the previous one") for line in lines)
     assert any(line.startswith("pinnrun: moved the damaged checkpoint") and line.endswith("60.corrupt") for line in lines)

@@ -13,6 +13,9 @@ cfg keys (plain mapping) and defaults:
   fourier     None | {"scale": float (1.0), "dim": int}      (default None; dim defaults to width//2)
   periodic    bool                                           (default False)
   input_scale (build_model argument) input axis -> factor: the network sees factor * z_axis
+  output_scale (build_model argument) output index -> factor: the model returns factor * the network's
+              output, so that fields of very different magnitudes (a velocity of 1e-2 beside a
+              buoyancy of 1) are all O(1) for the network
   rwf         None | {"mean": float (1.0), "std": float (0.1)} (default None)
   pi_init     bool, pirate only (read by the trainer)        (default False)
 """
@@ -24,7 +27,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .embeddings import Embedding, check_periodic_axes, parse_fourier
+from .embeddings import Embedding, check_axis_values, check_periodic_axes, parse_fourier
 from .layers import ACTIVATIONS, Model, Params, dense_apply, dense_init, dense_kernel, get_activation, parse_rwf, positive_int
 from .mlp import build_mlp, build_modified_mlp
 
@@ -49,9 +52,33 @@ def build_model(
     output_dim: int,
     periodic_axes: Mapping[int, float] | None = None,
     input_scale: Mapping[int, float] | None = None,
+    output_scale: Mapping[int, float] | None = None,
     dtype=jnp.float32,
 ) -> Model:
     """Build a single-point ``Model`` from a model config mapping (see module docstring)."""
+    model = _build_network(cfg, input_dim=input_dim, output_dim=output_dim, periodic_axes=periodic_axes,
+                           input_scale=input_scale, dtype=dtype)
+    factors = check_axis_values("output_scale", "factor", output_scale, int(output_dim))
+    return scale_outputs(model, factors, int(output_dim), dtype) if factors else model
+
+
+def scale_outputs(model: Model, factors: Mapping[int, float], output_dim: int, dtype) -> Model:
+    """``model`` with output k multiplied by ``factors[k]`` (1 elsewhere); the physics-informed
+    output fit divides its targets by the same factors."""
+    scale = jnp.asarray([factors.get(k, 1.0) for k in range(output_dim)], dtype)
+
+    def apply(params, z):
+        return model.apply(params, z) * scale
+
+    fit_output = None
+    if model.fit_output is not None:
+        def fit_output(params, points, targets):
+            return model.fit_output(params, points, targets / scale)
+
+    return Model(model.init, apply, fit_output)
+
+
+def _build_network(cfg, *, input_dim, output_dim, periodic_axes, input_scale, dtype) -> Model:
     name = cfg.get("name", "mlp")
     if name not in ARCHITECTURES:
         raise ValueError(f"model.name must be one of {list(ARCHITECTURES)}, got {name!r}")
