@@ -26,7 +26,14 @@ def grad_norm_targets(loss: PINNLoss, params, batch) -> jax.Array:
 
 
 def ntk_targets(loss: PINNLoss, params, batch, key, chunk_size: int, max_points: int | None) -> jax.Array:
-    """[K] balancing weights from each term's mean NTK diagonal, on at most max_points points."""
+    """[K] balancing weights from each term's NTK diagonal, on at most max_points points.
+
+    A term's trace weighs its points as its loss does: the mean over points, or, for the residuals
+    of causal training, ``sum_c w_c mean_{i in chunk c} K_ii / C`` (the paper's code multiplies each
+    time chunk's mean NTK by the chunk's causal weight), so that a weighting sees the same causal
+    loss as the steps and as grad-norm balancing do.
+    """
+    causal = loss.causal_weights(params, batch) if loss.causal is not None else {}  # point set -> [C]
     traces = []
     for ps in loss.point_sets:
         # A point set with targets: each row is [z, y] (the point and its target), split here.
@@ -41,7 +48,13 @@ def ntk_targets(loss: PINNLoss, params, batch, key, chunk_size: int, max_points:
 
             key, sub = jax.random.split(key)
             limit = max_points if max_points and max_points < pts.shape[0] else None
-            traces.append(weighting.ntk_trace(point_residual, params, pts, chunk_size, max_points=limit, key=sub))
+            if ps.name in causal:
+                rows = weighting.subsample(pts, limit, sub)
+                t_min, t_max = loss.causal_range(batch)
+                a = weighting.causal_point_weights(rows[:, loss.causal.time_axis], causal[ps.name], loss.causal.num_chunks, t_min, t_max)
+                traces.append(weighting.ntk_trace(point_residual, params, rows, chunk_size, point_weights=a))
+            else:
+                traces.append(weighting.ntk_trace(point_residual, params, pts, chunk_size, max_points=limit, key=sub))
     return weighting.ntk_weights(jnp.stack(traces))
 
 

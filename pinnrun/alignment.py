@@ -1,4 +1,7 @@
-"""Gradient alignment diagnostics (see docs/METHODS.md, "Gradient alignment score").
+"""Gradient alignment diagnostics: the alignment score of Wang et al., "Gradient Alignment in
+Physics-informed Neural Networks: A Second-Order Optimization Perspective" (arXiv 2502.00604),
+over per-term gradients, over term groups, and over preconditioned gradients (README.md, Outputs,
+lists the logged keys; docs/results.md has measured figures).
 
 All functions are pure JAX and jit-able (shapes such as the number of loss terms K are static);
 the scoring functions are already wrapped in ``jax.jit``.
@@ -25,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from pinnrun.optim.soap import find_soap_state, precondition_without_momentum
+
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 __all__ = [
@@ -36,6 +41,8 @@ __all__ = [
     "mean_pairwise_cosine",
     "cosine",
     "alignment_metrics",
+    "group_rows",
+    "term_groups",
     "find_adam_state",
     "adam_precondition",
     "precondition",
@@ -173,6 +180,8 @@ def alignment_metrics(
     term_names: Sequence[str],
     per_term_grads: Any,
     preconditioned: Any = None,
+    groups: Sequence[Sequence[str]] | None = None,
+    weights: Any = None,
 ) -> dict[str, jax.Array]:
     """Metrics for ``metrics.jsonl`` from per-term gradients.
 
@@ -183,12 +192,35 @@ def alignment_metrics(
     ``align/mean_cos``, ``cos/<a>__<b>`` for every pair with a before b in ``term_names`` order,
     and ``align/intra_precond`` when ``preconditioned`` is given.  With K == 1 only the
     ``grad_norm`` keys are produced (alignment is undefined for a single term).
+
+    ``groups``: term names per group (e.g. the residual terms, then the initial/boundary terms);
+    with two or more non-empty groups ``align/groups`` is the score of the groups' gradients (with
+    two groups, their cosine), each the gradient of its terms' weighted sum ``sum_k w_k L_k``
+    (``weights``: ``[K]`` loss weights in term order, default 1), and ``align/groups_precond`` the
+    same of the preconditioned gradients (the preconditioner is linear in the gradient).
     """
-    return _alignment_metrics(tuple(term_names), per_term_grads, preconditioned)
+    names = tuple(term_names)
+    groups = () if groups is None else tuple(tuple(names.index(t) for t in g) for g in groups if len(g))
+    if weights is None:
+        weights = jnp.ones(len(names))
+    return _alignment_metrics(names, groups, per_term_grads, preconditioned, jnp.asarray(weights))
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _alignment_metrics(names: tuple, per_term_grads: Any, preconditioned: Any) -> dict:
+def term_groups(point_sets: Sequence[Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The groups of ``align/groups``: the terms of the residual point sets, then all the others
+    (initial, boundary, data), as the paper compares residual against initial/boundary losses."""
+    residual = tuple(t for ps in point_sets if ps.kind == "residual" for t in ps.terms)
+    return residual, tuple(t for ps in point_sets if ps.kind != "residual" for t in ps.terms)
+
+
+def group_rows(G: jax.Array, groups: Sequence[Sequence[int]], weights: jax.Array) -> jax.Array:
+    """``[len(groups), N]``: row g is ``sum_{k in groups[g]} weights[k] G[k]``."""
+    w = weights.astype(G.dtype)
+    return jnp.stack([sum(w[k] * G[k] for k in group) for group in groups])
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _alignment_metrics(names: tuple, groups: tuple, per_term_grads: Any, preconditioned: Any, weights: jax.Array) -> dict:
     G = flatten_batched(per_term_grads)
     k = G.shape[0]
     if k != len(names):
@@ -208,11 +240,15 @@ def _alignment_metrics(names: tuple, per_term_grads: Any, preconditioned: Any) -
     for i in range(k):
         for j in range(i + 1, k):
             out[f"cos/{names[i]}__{names[j]}"] = C[i, j]
+    if len(groups) >= 2:
+        out["align/groups"] = alignment_score(group_rows(G, groups, weights))
     if preconditioned is not None:
         P = flatten_batched(preconditioned)
         if P.shape[0] != k:
             raise ValueError("preconditioned gradients must have the same K as per_term_grads")
         out["align/intra_precond"] = alignment_score(P)
+        if len(groups) >= 2:
+            out["align/groups_precond"] = alignment_score(group_rows(P, groups, weights))
     return out
 
 
@@ -228,23 +264,19 @@ def find_adam_state(opt_state: Any) -> optax.ScaleByAdamState | None:
     return None
 
 
-def _is_batched(grads: Any, ref: Any) -> bool | None:
+def _is_batched(grads: Any, ref: Any) -> bool:
     """True if ``grads`` leaves are ``ref`` leaves with an extra leading axis, False if they
-    match ``ref`` exactly, None if undecidable."""
-    try:
-        g_leaves, g_def = jax.tree_util.tree_flatten(grads)
-        r_leaves, r_def = jax.tree_util.tree_flatten(ref)
-    except Exception:  # pragma: no cover - defensive
-        return None
-    if g_def != r_def or not g_leaves:
-        return None
-    gs = [jnp.shape(l) for l in g_leaves]
-    rs = [jnp.shape(l) for l in r_leaves]
-    if all(g == r for g, r in zip(gs, rs)):
-        return False
-    if all(len(g) == len(r) + 1 and g[1:] == r for g, r in zip(gs, rs)):
-        return True
-    return None
+    match ``ref`` exactly; ValueError otherwise."""
+    g_leaves, g_def = jax.tree_util.tree_flatten(grads)
+    r_leaves, r_def = jax.tree_util.tree_flatten(ref)
+    if g_def == r_def and g_leaves:
+        gs = [jnp.shape(l) for l in g_leaves]
+        rs = [jnp.shape(l) for l in r_leaves]
+        if all(g == r for g, r in zip(gs, rs)):
+            return False
+        if all(len(g) == len(r) + 1 and g[1:] == r for g, r in zip(gs, rs)):
+            return True
+    raise ValueError("gradients must be shaped like the parameters, or like them with a leading K axis")
 
 
 def adam_precondition(
@@ -269,7 +301,7 @@ def adam_precondition(
     if state is None:
         return None
     if batched is None:
-        batched = bool(_is_batched(grads, state.nu))
+        batched = _is_batched(grads, state.nu)
 
     count = jnp.asarray(state.count)
     has_stats = count > 0
@@ -285,42 +317,26 @@ def adam_precondition(
     return jax.vmap(one)(grads) if batched else one(grads)
 
 
-def _soap_param_ref(state: Any) -> Any:
-    for name in ("mu", "m", "exp_avg", "nu", "v", "exp_avg_sq"):
-        ref = getattr(state, name, None)
-        if ref is not None:
-            return ref
-    return None
-
-
 def precondition(
     opt_state: Any,
     grads: Any,
-    eps: float = 1e-8,
+    eps: float | None = None,
     b2: float = 0.999,
     batched: bool | None = None,
 ) -> Any | None:
     """Current preconditioner (without momentum) applied to ``grads``.
 
-    Tries SOAP first (``pinnrun.optim.soap.find_soap_state`` /
-    ``precondition_without_momentum``; skipped if that module is not importable), then Adam
-    (:func:`adam_precondition`, using ``eps`` and ``b2``), else returns None.
+    SOAP (a :class:`pinnrun.optim.soap.ScaleBySoapState` in ``opt_state``):
+    :func:`pinnrun.optim.soap.precondition_without_momentum`, with the state's own ``b2`` and, for
+    ``eps=None``, its own ``eps``. Else Adam (:func:`adam_precondition` with ``b2`` and ``eps``,
+    1e-8 for None), else None.
 
     ``batched``: whether every leaf of ``grads`` carries a leading K axis (per-term gradients);
-    None = detect from shapes, and if undecidable for SOAP assume the per-term layout.
+    None = detect from the shapes.
     """
-    try:
-        from pinnrun.optim.soap import find_soap_state, precondition_without_momentum
-    except ImportError:
-        find_soap_state = None
-    if find_soap_state is not None:
-        sstate = find_soap_state(opt_state)
-        if sstate is not None:
-            b = batched
-            if b is None:
-                ref = _soap_param_ref(sstate)
-                b = _is_batched(grads, ref) if ref is not None else None
-                b = True if b is None else b
-            fn = lambda g: precondition_without_momentum(sstate, g)  # noqa: E731
-            return jax.vmap(fn)(grads) if b else fn(grads)
-    return adam_precondition(opt_state, grads, eps=eps, b2=b2, batched=batched)
+    sstate = find_soap_state(opt_state)
+    if sstate is not None:
+        b = _is_batched(grads, sstate.nu) if batched is None else batched
+        fn = lambda g: precondition_without_momentum(sstate, g, eps=eps)  # noqa: E731
+        return jax.vmap(fn)(grads) if b else fn(grads)
+    return adam_precondition(opt_state, grads, eps=1e-8 if eps is None else eps, b2=b2, batched=batched)

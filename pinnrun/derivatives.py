@@ -62,12 +62,6 @@ def derivatives(f: Field, z: Array, axis: int, order: int) -> tuple[Array, ...]:
     return directional_derivatives(f, z, direction, order)
 
 
-def gradient(f: Field, z: Array) -> tuple[Array, Array]:
-    """(f(z), J) with J[i, a] = d f_i / d z_a, by forward mode (one jvp per input axis)."""
-    value = f(z)
-    return value, jax.jacfwd(f)(z)
-
-
 def laplacian(f: Field, z: Array, axes: tuple[int, ...]) -> tuple[Array, Array]:
     """(f(z), sum over ``axes`` of d^2 f / dz_a^2) at the single point z: one second-order jet per axis."""
     value, total = None, 0.0

@@ -32,7 +32,8 @@ class LbfgsState(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class PhaseStepper:
-    """init(params, key, context) -> opt_state; step(state) -> (state, (total, losses, diagnostics, updates)).
+    """init(params, key, context) -> opt_state; step(state) -> (state, (total, losses, diagnostics, updates, grads)),
+    ``grads`` the step's raw gradient of the weighted loss (the trainer's inter-step alignment).
 
     A step may return None for losses and diagnostics; then ``chunk_losses(state) -> (total, losses,
     diagnostics)`` gives the figures to log, once per chunk.
@@ -58,7 +59,7 @@ def gradient_stepper(loss: PINNLoss, optimizer: optax.GradientTransformation, fi
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = state._replace(step=state.step + 1, params=params, opt_state=opt_state, key=key)
-        return new_state, (total, losses, diagnostics, updates)
+        return new_state, (total, losses, diagnostics, updates, grads)
 
     return PhaseStepper(init, step)
 
@@ -105,7 +106,7 @@ def lbfgs_stepper(loss: PINNLoss, cfg: Mapping[str, Any], fixed_points) -> Phase
         new_lb = LbfgsState(inner, lb.batch, lb.causal_weights, lb.age + 1)
         new_state = state._replace(step=state.step + 1, params=params, opt_state=new_lb, key=key)
         # The loss per term is not needed by L-BFGS: evaluated once per chunk, in chunk_losses.
-        return new_state, (value, None, None, updates)
+        return new_state, (value, None, None, updates, grads)
 
     def chunk_losses(state):
         lb = state.opt_state

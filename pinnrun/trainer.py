@@ -61,20 +61,25 @@ def chunk_length(train_cfg: Mapping[str, Any], *intervals: int) -> int:
     return length
 
 
-def make_chunk(stepper: PhaseStepper, length: int) -> Callable:
-    """``length`` steps in one lax.scan; returns the last step's losses and the inter-step alignment."""
+def make_chunk(stepper: PhaseStepper, length: int, alignment_on: bool = True) -> Callable:
+    """``length`` steps in one lax.scan; returns the last step's losses and, with ``alignment_on``, the
+    inter-step alignment (cosines of consecutive updates and of consecutive raw gradients; without
+    it the scan carries no previous step and concatenates nothing)."""
 
     def chunk(state: TrainState):
         def body(carry, _):
-            state, previous_update = carry
-            state, (total, losses, diagnostics, update) = stepper.step(state)
-            cosine = alignment.cosine(update, previous_update)
-            return (state, update), (total, losses, diagnostics, cosine)
+            if not alignment_on:
+                state, (total, losses, diagnostics, _, _) = stepper.step(carry)
+                return state, (total, losses, diagnostics, ())
+            state, previous_update, previous_grad = carry
+            state, (total, losses, diagnostics, update, grad) = stepper.step(state)
+            cosines = (alignment.cosine(update, previous_update), alignment.cosine(grad, previous_grad))
+            return (state, update, grad), (total, losses, diagnostics, cosines)
 
-        zero_update = jax.tree.map(jnp.zeros_like, state.params)
-        (state, _), (totals, losses, diagnostics, cosines) = jax.lax.scan(
-            body, (state, zero_update), None, length=length
-        )
+        zeros = jax.tree.map(jnp.zeros_like, state.params)
+        carry = (state, zeros, zeros) if alignment_on else state
+        carry, (totals, losses, diagnostics, cosines) = jax.lax.scan(body, carry, None, length=length)
+        state = carry[0] if alignment_on else carry
         finite = jnp.isfinite(totals)
         nonfinite_offset = jnp.where(jnp.all(finite), -1, jnp.argmin(finite))
         if stepper.chunk_losses is not None:
@@ -84,8 +89,9 @@ def make_chunk(stepper: PhaseStepper, length: int) -> Callable:
         metrics = {"loss": total, "nonfinite_offset": nonfinite_offset}
         metrics.update({f"loss/{k}": v for k, v in losses.items()})
         metrics.update(diagnostics)
-        if length > 1:  # the first step of a chunk has no predecessor inside it
-            metrics["align/inter"] = jnp.mean(cosines[1:])
+        if alignment_on and length > 1:  # the first step of a chunk has no predecessor inside it
+            metrics["align/inter"] = jnp.mean(cosines[0][1:])
+            metrics["align/inter_grad"] = jnp.mean(cosines[1][1:])
         return state, metrics
 
     return chunk
@@ -348,7 +354,7 @@ class Trainer:
             if not self.compilations:
                 self.progress.message(f"compiling the training step ({length} steps per call) ...")
             start = time.perf_counter()
-            chunk = make_chunk(self.stepper(stage), length)
+            chunk = make_chunk(self.stepper(stage), length, alignment_on=self.intervals()[2] > 0)
             self._cache[key] = jax.jit(chunk, donate_argnums=0).lower(state).compile()
             seconds = time.perf_counter() - start
             self.compile_seconds += seconds
@@ -429,6 +435,7 @@ class Trainer:
     def alignment_metrics(self, stage: Stage, state: TrainState) -> dict[str, float]:
         def make():
             loss, optim, fixed = self.loss(stage), stage.optim, self.fixed_points(stage)
+            groups = alignment.term_groups(self.pde(stage).point_sets())
 
             def fn(state):
                 batch = loss.sample(jax.random.fold_in(state.key, 1), fixed, state.context)
@@ -436,7 +443,8 @@ class Trainer:
                 preconditioned = alignment.precondition(
                     state.opt_state, per_term, eps=optim.get("eps", 1e-8), b2=optim.get("b2", 0.999), batched=True
                 )
-                return alignment.alignment_metrics(self.term_names, per_term, preconditioned)
+                weights = jnp.stack([state.weights[k] for k in self.term_names])
+                return alignment.alignment_metrics(self.term_names, per_term, preconditioned, groups, weights)
 
             return jax.jit(fn)
 

@@ -1,4 +1,6 @@
-"""Loss weighting schemes (see docs/METHODS.md, "Loss weighting").
+"""Loss weighting schemes: gradient-norm and NTK balancing, and the helpers of causal weighting, as in
+Wang, Bhartari, Li & Perdikaris 2025 (arXiv 2502.00604) and the papers it builds on (causal training:
+Wang, Sankaran & Perdikaris 2022; NTK weights: Wang, Yu & Perdikaris 2022).
 
 Pure functions; the trainer decides when to call them (e.g. every ``update_every`` steps) and
 must treat the returned weights as constants.  Every weight returned here already has
@@ -11,11 +13,12 @@ Conventions
 * NTK diagonal (:func:`ntk_trace`): for a per-point residual ``r(z) in R^m`` the point's NTK
   diagonal is ``sum_c ||d r_c(z) / d theta||^2`` (sum over the m components), and the trace is the
   mean of that over points.  A scalar residual is treated as m = 1.
-* Causal weighting (:func:`causal_loss`): time chunks are bins of equal width in
-  ``[t_min, t_max]`` (``floor((t - t_min) / (t_max - t_min) * C)`` clipped to ``[0, C-1]``), so
-  points need not be sorted and the chunk of a point with ``t = t_max`` is the last one.  An
-  empty chunk has loss 0 (it adds nothing to later chunks' weights and nothing to the loss, but
-  still counts in the mean over the C chunks).
+* Causal weighting (:func:`chunk_index`, :func:`chunk_means`, :func:`causal_weights`,
+  :func:`causal_weights_system`; the loss itself is :func:`pinnrun.losses.causal_term_losses`): time
+  chunks are bins of equal width in ``[t_min, t_max]`` (``floor((t - t_min) / (t_max - t_min) * C)``
+  clipped to ``[0, C-1]``), so points need not be sorted and the chunk of a point with ``t = t_max``
+  is the last one.  An empty chunk has loss 0 (it adds nothing to later chunks' weights and nothing
+  to the loss, but still counts in the mean over the C chunks).
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ __all__ = [
     "chunk_means",
     "causal_weights",
     "causal_weights_system",
-    "causal_loss",
 ]
 
 _REL_EPS = 1e-5
@@ -89,8 +91,13 @@ def ntk_trace(
     *,
     max_points: int | None = None,
     key: jax.Array | None = None,
+    point_weights: jax.Array | None = None,
 ) -> jax.Array:
     """Mean NTK diagonal of one loss term: ``mean_i sum_c ||d r_c(z_i) / d theta||^2``.
+
+    ``point_weights`` ([n], aligned with ``points``): the weights a_i of the term's loss
+    ``sum_i a_i ||r(z_i)||^2``; the result is then ``sum_i a_i K_ii`` instead of the mean (with a_i =
+    1/n the two agree). Causal training uses a_i = w_c / (C n_c) (:func:`causal_point_weights`).
 
     ``point_residual(params, z) -> [m]`` (or scalar) is the residual at ONE point ``z``
     (``points[i]``; ``points`` has shape ``[n, ...]``).  Points are processed ``chunk_size`` at a
@@ -115,15 +122,35 @@ def ntk_trace(
             raise ValueError("max_points must be >= 1")
         if key is None:
             raise ValueError("max_points subsampling needs a PRNG key")
-        idx = jax.random.choice(key, n, (max_points,), replace=False)
-        points = points[idx]
+        if point_weights is not None:
+            raise ValueError("point_weights refer to the points given; subsample before weighting them")
+        points = subsample(points, max_points, key)
         n = max_points
     chunk_size = int(max(1, min(chunk_size, n)))
-    return _ntk_trace_core(point_residual, chunk_size, params, points)
+    if point_weights is None:
+        return _ntk_trace_core(point_residual, chunk_size, params, points)
+    return _ntk_trace_core(point_residual, chunk_size, params, points, jnp.asarray(point_weights, jnp.float32))
+
+
+def subsample(points: jax.Array, max_points: int | None, key: jax.Array) -> jax.Array:
+    """``max_points`` distinct rows of ``points`` drawn uniformly with ``key`` (all rows when
+    ``max_points`` is None or not below their number); the draw :func:`ntk_trace` makes."""
+    n = points.shape[0]
+    if max_points is None or max_points >= n:
+        return points
+    return points[jax.random.choice(key, n, (max_points,), replace=False)]
+
+
+def causal_point_weights(t: jax.Array, weights: jax.Array, num_chunks: int, t_min: float, t_max: float) -> jax.Array:
+    """Per-point weights of a causal loss: the loss ``(1/C) sum_c w_c (1/n_c) sum_{i in c} r_i^2``
+    weighs point i by ``a_i = w_c(i) / (C n_c(i))``, with n_c the points of chunk c among ``t``."""
+    idx = chunk_index(jnp.ravel(t), num_chunks, t_min, t_max)
+    counts = jax.ops.segment_sum(jnp.ones_like(idx, dtype=jnp.float32), idx, num_chunks)
+    return jax.lax.stop_gradient(weights.astype(jnp.float32)[idx] / (num_chunks * counts[idx]))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _ntk_trace_core(point_residual: Callable, chunk_size: int, params: Any, points: jax.Array):
+def _ntk_trace_core(point_residual: Callable, chunk_size: int, params: Any, points: jax.Array, point_weights=None):
     n = points.shape[0]
     num_chunks = -(-n // chunk_size)
     pad = num_chunks * chunk_size - n
@@ -131,6 +158,8 @@ def _ntk_trace_core(point_residual: Callable, chunk_size: int, params: Any, poin
         filler = jnp.broadcast_to(points[:1], (pad,) + points.shape[1:])
         points = jnp.concatenate([points, filler], axis=0)
     mask = (jnp.arange(num_chunks * chunk_size) < n).astype(jnp.float32)
+    if point_weights is not None:  # sum_i a_i K_ii: the padding gets weight 0, and n is not divided out
+        mask = jnp.concatenate([point_weights, jnp.zeros(pad, jnp.float32)]) * n
     chunks = points.reshape((num_chunks, chunk_size) + points.shape[1:])
     masks = mask.reshape(num_chunks, chunk_size)
 
@@ -191,34 +220,3 @@ def causal_weights_system(chunk_losses: jax.Array, tol: float) -> jax.Array:
     equations of each equation's causal weights."""
     return jnp.min(causal_weights(chunk_losses, tol), axis=0)
 
-
-def causal_loss(
-    residual_sq: jax.Array,
-    t: jax.Array,
-    num_chunks: int,
-    tol: float,
-    t_min: float,
-    t_max: float,
-    per_equation: bool = True,
-) -> tuple[jax.Array, jax.Array]:
-    """Causally weighted residual loss ``mean_c w_c l_c``; returns ``(loss, weights [C])``.
-
-    ``residual_sq``: squared residuals, ``[n]`` or ``[n, m]``; ``t``: ``[n]`` times (any order).
-    ``l_c`` is the mean squared residual over the points (and the m columns) of chunk c; empty
-    chunks have ``l_c = 0``.  For ``[n, m]`` with ``per_equation=True`` the m columns are the
-    equations of a system: each gets its own chunk losses and the weight is the minimum over
-    equations (:func:`causal_weights_system`); with ``per_equation=False`` the weights come from
-    the pooled ``l_c``.  The weights carry no gradient; the gradient of the loss is that of
-    ``mean_c w_c l_c`` with w held constant.
-    """
-    residual_sq = jnp.asarray(residual_sq)
-    if residual_sq.ndim not in (1, 2):
-        raise ValueError(f"residual_sq must be [n] or [n, m], got {residual_sq.shape}")
-    if residual_sq.ndim == 1:
-        l = chunk_means(residual_sq, t, num_chunks, t_min, t_max)
-        w = causal_weights(l, tol)
-    else:
-        le = chunk_means(residual_sq, t, num_chunks, t_min, t_max)  # [m, C]
-        l = jnp.mean(le, axis=0)
-        w = causal_weights_system(le, tol) if per_equation else causal_weights(l, tol)
-    return jnp.mean(w * l), w

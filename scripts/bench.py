@@ -17,8 +17,14 @@ the medians and their ratio. Sections:
              Target: at most 10% slower.
   checkpoint a chunk of 100 steps with and without an asynchronous Orbax checkpoint after it
              (checkpoint.every=100). Target: at most 10% slower.
+  roofline   how close a training step comes to the machine: FLOPs per step from XLA's cost
+             analysis of the compiled step, the achieved FLOP/s, and this machine's float32
+             matmul rate measured in the same run (a large jnp.dot), for the whole step and for
+             its parts (sampling; loss and gradient, which hold the input derivatives; the
+             optimizer's update), on the default Kovasznay config and the paper's Allen-Cahn
+             network (PirateNet 3 x 256, batch 4096), with Adam and SOAP. Not part of `all`.
 
-Usage: python scripts/bench.py [--section core|optim|alignment|checkpoint|all] [--repeats 5] [--steps 100]
+Usage: python scripts/bench.py [--section core|optim|alignment|checkpoint|roofline|all] [--repeats 5] [--steps 100]
 """
 
 from __future__ import annotations
@@ -258,11 +264,106 @@ def section_checkpoint(args) -> None:
     print(f"overhead: {100 * overhead:+.1f}%  (target <= 10%; median of {args.repeats} interleaved repeats)")
 
 
+def compiled_flops(compiled) -> float:
+    """FLOPs of one call of a compiled function by XLA's cost analysis. A loop's body is counted
+    once whatever its trip count, so this is applied to single steps, never to a scanned chunk."""
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    return float(analysis.get("flops", float("nan")))
+
+
+def looped(fn: Callable, carry, steps: int) -> tuple[Callable[[], None], float]:
+    """(run ``fn`` ``steps`` times in one jitted loop, FLOPs of one call of ``fn``); ``fn``: carry -> carry."""
+    flops = compiled_flops(jax.jit(fn).lower(carry).compile())
+    many = jax.jit(lambda c: jax.lax.fori_loop(0, steps, lambda i, c: fn(c), c))
+    holder = {"carry": carry}
+    jax.block_until_ready(many(carry))  # compile
+
+    def run():
+        holder["carry"] = many(holder["carry"])
+        jax.block_until_ready(holder["carry"])
+
+    return run, flops
+
+
+def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a float32 n x n matmul (2 n^3 FLOPs) on the default device, median of ``repeats``."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    jax.block_until_ready(dot(a, b))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(dot(a, b))
+        times.append(time.perf_counter() - start)
+    return 2.0 * n**3 / statistics.median(times)
+
+
+def step_parts(cfg, components, steps: int) -> tuple[dict[str, Callable[[], None]], dict[str, float]]:
+    """Runners and per-call FLOPs of a whole training step and of its parts."""
+    loss = components.loss
+    state, fixed = initial_state(components)
+    stepper = stepper_for(cfg, components, fixed)
+    optimizer, _ = build_optimizer(components.stages[0].optim)  # the optimizer the step uses
+    state = state._replace(opt_state=stepper.init(state.params, state.key, state.context))
+    batch = loss.sample(jax.random.PRNGKey(5), fixed, state.context)
+    grad_fn = jax.grad(lambda p: loss.total(p, state.weights, batch)[0])
+    grads = grad_fn(state.params)
+    opt_state = optimizer.init(state.params)
+
+    def sample(carry):
+        key, acc = carry
+        key, sub = jax.random.split(key)
+        points = loss.sample(sub, fixed, state.context).points
+        return key, acc + sum(jnp.sum(v[:1]) for v in jax.tree.leaves(points))
+
+    def differentiate(params):
+        return jax.tree.map(lambda p, g: p - 1e-30 * g, params, grad_fn(params))
+
+    def update(carry):
+        opt_state, params = carry
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return opt_state, optax.apply_updates(params, updates)
+
+    runners, flops = {}, {}
+    runners["whole step"], _ = pinnrun_runner(cfg, components, steps)
+    flops["whole step"] = compiled_flops(jax.jit(make_chunk(stepper, 1)).lower(state).compile())
+    runners["sampling"], flops["sampling"] = looped(sample, (state.key, jnp.zeros((), components.dtype)), steps)
+    runners["loss and gradient"], flops["loss and gradient"] = looped(differentiate, state.params, steps)
+    runners["optimizer update"], flops["optimizer update"] = looped(update, (opt_state, state.params), steps)
+    return runners, flops
+
+
+def section_roofline(args) -> None:
+    setups = [
+        ("default Kovasznay (4x64 tanh MLP, batch 1024)", [], args.steps),
+        ("paper's Allen-Cahn network (PirateNet 3 x 256, batch 4096)", ["pde=allen_cahn", "arch=pirate", "train.batch_size=4096"], args.big_steps),
+    ]
+    peak = matmul_rate()
+    device = jax.devices()[0].device_kind
+    print(f"== roofline: device {device}; float32 matmul 2048^2 measured at {peak / 1e9:.1f} GFLOP/s (the reference 'peak')")
+    for title, overrides, steps in setups:
+        for name in ("adam", "soap"):
+            cfg = composed(f"optim={name}", *overrides)
+            with jax_settings(cfg):
+                runners, flops = step_parts(cfg, build(cfg), steps)
+                medians = interleaved(runners, args.repeats)
+            print(f"-- {title}, {name}, {steps} steps per repeat")
+            for part, seconds in medians.items():
+                per_step = seconds / steps
+                rate = flops[part] / per_step
+                print(f"{part:18s} {flops[part] / 1e6:10.1f} MFLOP/step {1e3 * per_step:9.2f} ms/step "
+                      f"{rate / 1e9:7.2f} GFLOP/s {100 * rate / peak:6.1f}% of matmul")
+    print(f"FLOPs: XLA cost analysis of one compiled step (or part); times: median of {args.repeats} interleaved repeats")
+
+
 SECTIONS = {
     "core": section_core,
     "optim": section_optim,
     "alignment": section_alignment,
     "checkpoint": section_checkpoint,
+    "roofline": section_roofline,
 }
 
 
@@ -276,7 +377,7 @@ def main() -> None:
     if args.repeats < 5:
         parser.error("--repeats must be at least 5")
     for name, section in SECTIONS.items():
-        if args.section in (name, "all"):
+        if args.section == name or (args.section == "all" and name != "roofline"):
             section(args)
 
 

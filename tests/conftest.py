@@ -51,6 +51,41 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+@pytest.fixture(autouse=True)
+def _float32_by_default():
+    """Every test starts and ends in JAX's default float32, the precision training runs in; a test
+    that needs float64 asks for it (the ``x64`` or ``precision`` fixture, ``with jax.enable_x64(True)``).
+    Without this check, a module that switched x64 on at import, or a test that left it on, would run
+    every test after it in float64 unnoticed."""
+    import jax
+
+    if jax.config.jax_enable_x64:
+        pytest.fail("jax_enable_x64 is on before the test (switched on at import, or JAX_ENABLE_X64 set?); use "
+                    "the x64 fixture or `with jax.enable_x64(True):` inside the tests that need float64", pytrace=False)
+    yield
+    if jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", False)  # one failure, not every test after it
+        pytest.fail("the test left jax_enable_x64 on; scope float64 with `with jax.enable_x64(True):`", pytrace=False)
+
+
+@pytest.fixture
+def x64():
+    """Float64 for one test, switched off again after it."""
+    import jax
+
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture(params=["float32", "float64"])
+def precision(request):
+    """Runs a test once in float32 (training's precision) and once in float64; yields the dtype name."""
+    import jax
+
+    with jax.enable_x64(request.param == "float64"):
+        yield request.param
+
+
 @pytest.fixture
 def cli(tmp_path):
     """Run ``pinnrun`` in a fresh folder: cli(args) -> CompletedProcess."""

@@ -232,41 +232,204 @@ def test_adam_precondition_count_zero_and_missing():
     assert precondition(optax.sgd(0.1).init(params), g) is None
 
 
-def test_precondition_prefers_soap_and_vmaps(monkeypatch):
-    """precondition() dispatches to pinnrun.optim.soap (faked here) and vmaps over K."""
-    import sys
-    import types
-    from typing import NamedTuple
+def test_group_score_by_hand():
+    # flat gradients (x0, x1, y): g_pde = (1, 0, 2), g_bc = (0, 1, 0), g_ic = (-1, 0, -2)
+    def losses(p):
+        x, y = p["x"], p["y"]
+        return jnp.stack([x[0] + 2.0 * y, x[1], -x[0] - 2.0 * y])
 
-    class FakeSoapState(NamedTuple):
-        count: jax.Array
-        mu: dict
-        Q: jax.Array
+    J = jax.jacrev(losses)({"x": jnp.array([0.3, -0.1]), "y": jnp.array(0.7)})
+    names = ["pde", "bc", "ic"]
+    # groups: pde | bc + 3 ic (weights 1, 1, 3): (1, 0, 2) against (-3, 1, -6)
+    m = alignment_metrics(names, J, preconditioned=J, groups=[["pde"], ["bc", "ic"]], weights=jnp.array([1.0, 1.0, 3.0]))
+    expected = _np_cos([1.0, 0.0, 2.0], [-3.0, 1.0, -6.0])
+    np.testing.assert_allclose(float(m["align/groups"]), expected, atol=1e-6)
+    np.testing.assert_allclose(float(m["align/groups_precond"]), expected, atol=1e-6)
+    # a group with no terms is left out: one group left, no group score
+    assert "align/groups" not in alignment_metrics(names, J, groups=[["pde", "bc", "ic"], []])
 
-    def find_soap_state(opt_state):
-        for node in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, FakeSoapState)):
-            if isinstance(node, FakeSoapState):
-                return node
-        return None
 
-    def precondition_without_momentum(state, grads):
-        assert grads["w"].ndim == 2  # unbatched: one gradient at a time
-        return {"w": state.Q @ grads["w"]}
+def test_term_groups_are_residual_against_the_rest():
+    from pinnrun.alignment import term_groups
+    from pinnrun.pdes.burgers import Burgers
+    from pinnrun.pdes.kovasznay import Kovasznay
 
-    fake = types.ModuleType("pinnrun.optim.soap")
-    fake.find_soap_state = find_soap_state
-    fake.precondition_without_momentum = precondition_without_momentum
-    monkeypatch.setitem(sys.modules, "pinnrun.optim.soap", fake)
+    assert term_groups(Kovasznay(eval_resolution=(5, 5)).point_sets()) == (("ru", "rv", "rc"), ("bc",))
+    residual, rest = term_groups(Burgers().point_sets())
+    assert residual == ("res",) and set(rest) == {"ic", "bc"}
 
-    Q = jnp.array([[0.0, 1.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
-    state = (optax.EmptyState(), (FakeSoapState(jnp.array(1), {"w": jnp.zeros((3, 2))}, Q),))
-    g = jnp.arange(24.0).reshape(4, 3, 2)  # K = 4 per-term gradients of a [3, 2] leaf
-    out = precondition(state, {"w": g})
-    np.testing.assert_allclose(np.asarray(out["w"]), np.einsum("ij,kjl->kil", Q, g))
-    single = precondition(state, {"w": g[0]})
-    np.testing.assert_allclose(np.asarray(single["w"]), np.asarray(Q @ g[0]))
-    # no SOAP state -> falls back to Adam, then None
-    assert precondition(optax.sgd(0.1).init({"w": g[0]}), {"w": g}) is None
+
+# ----- real optimizer states: a few steps of the trainer on a small Kovasznay problem -----
+SMALL = ["arch.width=8", "arch.depth=2", "train.batch_size=16", "checkpoint.every=0", "train.figures=false",
+         "train.progress=none", "optim.warmup_steps=1"]
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """optimizer name -> (trainer, stage, state before, state after STEPS steps, chunk metrics).
+
+    Adam runs with alignment on; SOAP (bases refreshed every 2 steps) with train.alignment_every=0."""
+    from conftest import COMPILE_CACHE
+
+    from pinnrun.build import build, jax_settings
+    from pinnrun.cli import compose_config
+    from pinnrun.config import validate
+    from pinnrun.trainer import Trainer
+
+    out = {}
+    for name, extra in (("adam", ["train.alignment_every=5"]), ("soap", ["train.alignment_every=0", "optim.precondition_frequency=2"])):
+        cfg = validate(compose_config([f"optim={name}", *SMALL, *extra, f"train.compile_cache_dir={COMPILE_CACHE}"]))
+        with jax_settings(cfg):
+            trainer = Trainer(cfg, build(cfg), tmp_path_factory.mktemp(name))
+            stage = trainer.stages[0]
+            state = trainer.enter_stage(stage, trainer.init_state(), None, quiet=True)
+            before = jax.tree.map(jnp.copy, state)
+            after, metrics = trainer._chunk_fn(stage, STEPS, state)(state)
+            out[name] = (trainer, stage, before, after, jax.device_get(metrics), cfg)
+    return out
+
+
+def _np_score(rows):
+    rows = np.asarray(rows, np.float64)
+    units = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return 2.0 * np.sum(units.mean(axis=0) ** 2) - 1.0
+
+
+def _state_of(opt_state, cls):
+    (node,) = [n for n in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, cls)) if isinstance(n, cls)]
+    return node
+
+
+def _per_term(trainer, stage, state):
+    """The per-term gradients the trainer's alignment step sees (its batch), as float64 leaves."""
+    loss = trainer.loss(stage)
+    fn = jax.jit(lambda s: loss.per_term_gradients(s.params, loss.sample(jax.random.fold_in(s.key, 1), trainer.fixed_points(stage), s.context)))
+    return [np.asarray(l, np.float64) for l in jax.tree.leaves(fn(state))]
+
+
+def _hand_metrics(trainer, state, leaves, precondition_leaf):
+    """align/intra_precond and align/groups_precond from the state's arrays, in float64 numpy:
+    ``precondition_leaf(leaf index, [K, *shape] gradients) -> preconditioned``."""
+    P = np.concatenate([precondition_leaf(i, g).reshape(g.shape[0], -1) for i, g in enumerate(leaves)], axis=1)
+    names = list(trainer.term_names)
+    w = np.array([float(state.weights[k]) for k in names])
+    residual = [names.index(k) for k in ("ru", "rv", "rc")]
+    groups = np.stack([sum(w[k] * P[k] for k in residual), w[names.index("bc")] * P[names.index("bc")]])
+    return _np_score(P), _np_score(groups)
+
+
+def test_intra_precond_on_a_real_adam_state(trained):
+    trainer, stage, _, state, _, cfg = trained["adam"]
+    adam = _state_of(state.opt_state, optax.ScaleByAdamState)
+    count = int(adam.count)
+    assert count == STEPS
+    b2, eps = cfg["optim"]["b2"], cfg["optim"]["eps"]
+    nu = [np.asarray(l, np.float64) for l in jax.tree.leaves(adam.nu)]
+
+    def leaf(i, g):
+        return g / (np.sqrt(nu[i] / (1.0 - b2**count)) + eps)
+
+    intra, groups = _hand_metrics(trainer, state, _per_term(trainer, stage, state), leaf)
+    m = trainer.alignment_metrics(stage, state)
+    np.testing.assert_allclose(m["align/intra_precond"], intra, atol=1e-5)
+    np.testing.assert_allclose(m["align/groups_precond"], groups, atol=1e-5)
+
+
+def test_intra_precond_on_a_real_soap_state_with_refreshed_bases(trained):
+    from pinnrun.optim.soap import ScaleBySoapState
+
+    trainer, stage, _, state, _, cfg = trained["soap"]
+    soap = _state_of(state.opt_state, ScaleBySoapState)
+    count = int(soap.count)
+    assert count == STEPS - 1 >= 4  # the first call builds the bases; refreshed at updates 2 and 4
+    bases = [[None if q is None else np.asarray(q, np.float64) for q in qs] for qs in soap.bases]
+    assert sum(q is not None for qs in bases for q in qs) == 6  # both sides of the three kernels
+    for qs in bases:
+        for q in qs:
+            if q is not None:
+                assert np.abs(q - np.eye(len(q))).max() > 0.1  # not the identity
+                np.testing.assert_allclose(q.T @ q, np.eye(len(q)), atol=1e-5)
+    b2, eps = cfg["optim"]["b2"], cfg["optim"]["eps"]
+    nu = [np.asarray(l, np.float64) for l in jax.tree.leaves(soap.nu)]
+
+    def leaf(i, g):  # g: [K, *shape]; Q_L (Q_L^T g Q_R / (sqrt(v_hat) + eps)) Q_R^T, per term
+        q_l, q_r = (bases[i] + [None])[:2] if g.ndim == 3 else (None, None)
+        assert g.ndim in (2, 3) and (g.ndim == 3 or bases[i] == [None])
+        rotated = g
+        if q_l is not None:
+            rotated = np.einsum("ij,kil->kjl", q_l, rotated)
+        if q_r is not None:
+            rotated = np.einsum("kil,lj->kij", rotated, q_r)
+        p = rotated / (np.sqrt(nu[i] / (1.0 - b2**count)) + eps)
+        if q_l is not None:
+            p = np.einsum("ij,kjl->kil", q_l, p)
+        if q_r is not None:
+            p = np.einsum("kil,jl->kij", p, q_r)
+        return p
+
+    leaves = _per_term(trainer, stage, state)
+    intra, groups = _hand_metrics(trainer, state, leaves, leaf)
+    m = trainer.alignment_metrics(stage, state)
+    np.testing.assert_allclose(m["align/intra_precond"], intra, atol=1e-5)
+    np.testing.assert_allclose(m["align/groups_precond"], groups, atol=1e-5)
+    # the rotation matters here: without it the score is another one
+    plain, _ = _hand_metrics(trainer, state, leaves, lambda i, g: g / (np.sqrt(nu[i] / (1.0 - b2**count)) + eps))
+    assert abs(plain - intra) > 1e-3
+    # one gradient at a time (no K axis) is preconditioned as the rows of the batched layout
+    treedef = jax.tree.structure(state.params)
+    single = precondition(state.opt_state, jax.tree.unflatten(treedef, [jnp.asarray(l[0], jnp.float32) for l in leaves]))
+    for got, l, i in zip(jax.tree.leaves(single), leaves, range(len(leaves))):
+        expected = leaf(i, l[:1])[0]  # float32 against float64: the amplified coordinates carry ~1e-4 of the largest
+        np.testing.assert_allclose(np.asarray(got), expected, atol=1e-3 * np.abs(expected).max())
+    with pytest.raises(ValueError):
+        precondition(state.opt_state, jax.tree.unflatten(treedef, [jnp.ones((2, 2) + l.shape[1:]) for l in leaves]))
+
+
+def _count_primitive(jaxpr, name: str) -> int:
+    """Occurrences of a primitive in a jaxpr and every jaxpr nested in it (scan bodies, jit, cond)."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += eqn.primitive.name == name
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    count += _count_primitive(inner, name)
+    return count
+
+
+def test_no_inter_step_cosine_with_alignment_off(trained):
+    from pinnrun.trainer import make_chunk
+
+    trainer, stage, before, _, metrics, _ = trained["soap"]  # a run with train.alignment_every=0
+    assert not [k for k in metrics if k.startswith("align/")]
+    stepper = trainer.stepper(stage)
+    in_step = _count_primitive(jax.make_jaxpr(stepper.step)(before).jaxpr, "concatenate")
+    off = _count_primitive(jax.make_jaxpr(make_chunk(stepper, 3, alignment_on=False))(before).jaxpr, "concatenate")
+    on = _count_primitive(jax.make_jaxpr(make_chunk(stepper, 3, alignment_on=True))(before).jaxpr, "concatenate")
+    assert off == in_step  # nothing concatenated beyond the step's own work
+    assert on > in_step  # the check sees the cosines' concatenation when they are on
+    assert not [k for k in jax.eval_shape(make_chunk(stepper, 3, alignment_on=False), before)[1] if k.startswith("align/")]
+
+
+def test_inter_step_cosines_of_updates_and_raw_gradients(trained):
+    trainer, stage, before, after, metrics, _ = trained["adam"]
+    stepper = trainer.stepper(stage)
+    step = jax.jit(stepper.step)
+    state, updates, grads = before, [], []
+    for _ in range(STEPS):
+        state, (_, _, _, update, grad) = step(state)
+        flat = lambda tree: np.concatenate([np.ravel(np.asarray(l, np.float64)) for l in jax.tree.leaves(tree)])  # noqa: E731
+        updates.append(flat(update))
+        grads.append(flat(grad))
+    for mine, chunk in zip(jax.tree.leaves(state.params), jax.tree.leaves(after.params)):
+        np.testing.assert_allclose(mine, chunk, rtol=1e-5, atol=1e-7)
+    expected = {name: np.mean([_np_cos(v[t], v[t - 1]) for t in range(1, STEPS)]) for name, v in
+                (("align/inter", updates), ("align/inter_grad", grads))}
+    for name, value in expected.items():
+        np.testing.assert_allclose(metrics[name], value, atol=1e-5)
+    assert abs(expected["align/inter"] - expected["align/inter_grad"]) > 1e-3  # two different figures
 
 
 def test_per_term_gradients_equal_jacrev_of_the_loss_vector():

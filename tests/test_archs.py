@@ -165,20 +165,55 @@ def test_fourier_scale_statistics():
     np.testing.assert_allclose(feats, np.concatenate([np.cos(z @ B), np.sin(z @ B)]), atol=1e-4)
 
 
-def test_modified_mlp_structure():
-    m = build_model(cfg("modified_mlp", depth=3, width=16), input_dim=2, output_dim=1)
-    p = m.init(jax.random.key(8))
-    pn = to_np(p)
-    assert pn["encoder_u"]["kernel"].shape == (2, 16) and pn["encoder_v"]["kernel"].shape == (2, 16)
-    assert len(pn["hidden"]) == 3
-    z = np.array([0.3, 0.6], np.float32)
-    u = np.tanh(z @ pn["encoder_u"]["kernel"])
-    v = np.tanh(z @ pn["encoder_v"]["kernel"])
-    h = z
-    for l in pn["hidden"]:
-        h = np.tanh(h @ l["kernel"])
-        h = h * u + (1 - h) * v
-    np.testing.assert_allclose(jax.jit(m.apply)(p, z), h @ pn["output"]["kernel"], rtol=1e-5, atol=1e-6)
+def test_modified_mlp_gates_between_its_two_encoders():
+    """Hand-set weights, read through the model's outputs: the encoders give U = tanh(phi Wu + bu) and
+    V = tanh(phi Wv + bv) from the input's embedding phi; each layer's activation g gates
+    h = g U + (1 - g) V, so a gate of 1 passes U, of 0 passes V, and the last layer's gate decides;
+    the next layer's gate reads the gated state; the output layer is linear in the last state."""
+    m = build_model(cfg("modified_mlp", depth=2, width=3), input_dim=2, output_dim=3)
+    p = jax.eval_shape(m.init, jax.random.key(8))
+    assert p["embedding"] == {} and len(p["hidden"]) == 2
+    assert {k: p[k]["kernel"].shape for k in ("encoder_u", "encoder_v", "output")} == {
+        "encoder_u": (2, 3), "encoder_v": (2, 3), "output": (3, 3)}
+    assert [l["kernel"].shape for l in p["hidden"]] == [(2, 3), (3, 3)]
+    u0, v0 = np.array([0.5, -0.2, 0.9]), np.array([-0.3, 0.7, 0.1])
+    apply = jax.jit(m.apply)
+
+    def dense(kernel, bias):
+        return {"kernel": jnp.asarray(kernel, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}
+
+    def net(gates, kernels=(np.zeros((2, 3)), np.zeros((3, 3))), enc=(np.zeros((2, 3)), np.zeros((2, 3))),
+            out=(np.eye(3), np.zeros(3))):
+        """Encoders U = tanh(z Au + atanh u0), V = tanh(z Av + atanh v0); layer i's gate tanh(h W_i + b_i)
+        with b_i = atanh(gates[i]) (a gate of 1: b_i = 20, where tanh is 1 in float32)."""
+        bias = lambda g: np.full(3, 20.0 if g == 1.0 else np.arctanh(g))  # noqa: E731
+        return {
+            "embedding": {},
+            "encoder_u": dense(enc[0], np.arctanh(u0)),
+            "encoder_v": dense(enc[1], np.arctanh(v0)),
+            "hidden": [dense(k, bias(g)) for k, g in zip(kernels, gates)],
+            "output": dense(*out),
+        }
+
+    z = jnp.array([0.3, -0.6])
+    close = lambda got, want: np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)  # noqa: E731
+    close(apply(net((1.0, 1.0)), z), u0)  # gates open: U
+    close(apply(net((0.0, 0.0)), z), v0)  # gates shut: V
+    close(apply(net((0.0, 1.0)), z), u0)  # the last layer's gate decides
+    close(apply(net((1.0, 0.0)), z), v0)
+    close(apply(net((1.0, 0.25)), z), 0.25 * u0 + 0.75 * v0)  # a gate in between mixes them
+    # the second gate reads the first layer's output: h1 = U, gate tanh(2 h1)
+    gate = np.tanh(2 * u0)
+    close(apply(net((1.0, 0.0), kernels=(np.zeros((2, 3)), 2 * np.eye(3))), z), gate * u0 + (1 - gate) * v0)
+    # the encoders read the input, not the hidden state: with z-dependent encoders the output is
+    # U(z) (gate 1) or V(z) (gate 0) after two layers
+    a_u, a_v = np.array([[0.4, -0.7, 0.2], [0.1, 0.5, -0.3]]), np.array([[-0.2, 0.3, 0.6], [0.8, -0.1, 0.4]])
+    zn = np.asarray(z, np.float64)
+    close(apply(net((0.0, 1.0), enc=(a_u, a_v)), z), np.tanh(zn @ a_u + np.arctanh(u0)))
+    close(apply(net((1.0, 0.0), enc=(a_u, a_v)), z), np.tanh(zn @ a_v + np.arctanh(v0)))
+    # the output layer: last state @ W + b
+    w_out, b_out = np.arange(9.0).reshape(3, 3) / 9 - 0.4, np.array([0.1, -0.2, 0.3])
+    close(apply(net((1.0, 1.0), out=(w_out, b_out)), z), u0 @ w_out + b_out)
 
 
 def _pirate_embed(p, z, L):

@@ -1,5 +1,9 @@
 """Tests of pinnrun.optim.shampoo: one-step property, ill-conditioned Kronecker quadratic vs SGD,
-n-D leaves, Adam grafting norms and argument validation."""
+n-D leaves, Adam grafting norms, the order of Google's Distributed Shampoo (grafting, then
+momentum; leaves without factors get the grafting update), the float32 inverse fourth root against
+float64 (and the default damping chosen from it) and argument validation."""
+
+import inspect
 
 from functools import partial
 
@@ -9,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from pinnrun.optim.shampoo import scale_by_shampoo, shampoo
+from pinnrun.optim.shampoo import _inverse_root, scale_by_shampoo, shampoo
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -117,15 +121,17 @@ def test_nd_leaves_decrease_loss():
 
 
 def test_adam_grafting_norms_per_leaf():
+    # b1 = 0: the grafting update is Adam's (b1 = 0) update, and each leaf's update has its norm;
+    # leaves without a factor ("s", a scalar) get it exactly.
     rng = np.random.default_rng(2)
     shapes = {"W": (5, 3), "v": (4,), "T": (2, 3, 2), "s": ()}
     params = {k: jnp.zeros(s, jnp.float32) for k, s in shapes.items()}
     grads = [{k: jnp.asarray(rng.normal(size=s) * (1 + i), jnp.float32) for k, s in shapes.items()}
              for i in range(5)]
     start = 3
-    tx = scale_by_shampoo(b1=0.9, b2=0.99, grafting="adam", start_preconditioning_step=start,
+    tx = scale_by_shampoo(b1=0.0, b2=0.99, grafting="adam", start_preconditioning_step=start,
                           precondition_1d=True)
-    adam = optax.scale_by_adam(b1=0.9, b2=0.99, eps=1e-8)
+    adam = optax.scale_by_adam(b1=0.0, b2=0.99, eps=1e-8)
 
     @jax.jit
     def both(g, s1, s2):
@@ -138,7 +144,7 @@ def test_adam_grafting_norms_per_leaf():
         u1, s1, u2, s2 = both(g, s1, s2)
         for k in shapes:
             a, b = np.asarray(u1[k]), np.asarray(u2[k])
-            if t < start:  # plain Adam before preconditioning starts
+            if t < start or k == "s":  # plain Adam before preconditioning starts / no factor
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
             else:
                 assert np.linalg.norm(a) == pytest.approx(np.linalg.norm(b), rel=1e-5)
@@ -146,6 +152,178 @@ def test_adam_grafting_norms_per_leaf():
             # ... but not the Adam direction (the test would be vacuous otherwise).
             a, b = np.ravel(u1["W"]), np.ravel(u2["W"])
             assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) < 0.99
+
+
+def test_leaf_without_factor_gets_the_grafting_update():
+    # A bias and a scalar have no factor: their update is the grafting update itself,
+    # A = g / (sqrt(v_hat) + eps) (b1 = 0: Adam's update), not the gradient rescaled to A's norm.
+    # With momentum (b1 = 0.9): test_update_follows_the_reference_order, same leaves.
+    b1, b2, eps = 0.0, 0.99, 1e-8
+    rng = np.random.default_rng(6)
+    shapes = {"W": (4, 3), "b": (3,), "s": ()}
+    grads = [{k: rng.normal(size=sh) * (1 + i) for k, sh in shapes.items()} for i in range(4)]
+    tx = scale_by_shampoo(b1=b1, b2=b2, graft_eps=eps)
+    state = tx.init({k: jnp.zeros(sh, jnp.float32) for k, sh in shapes.items()})
+    step = jax.jit(tx.update)
+    m = {k: 0.0 for k in ("b", "s")}
+    v = dict(m)
+    for t, g in enumerate(grads, start=1):
+        u, state = step({k: jnp.asarray(x, jnp.float32) for k, x in g.items()}, state)
+        for k in ("b", "s"):
+            v[k] = b2 * v[k] + (1 - b2) * g[k] ** 2
+            a = g[k] / (np.sqrt(v[k] / (1 - b2**t)) + eps)
+            m[k] = b1 * m[k] + (1 - b1) * a
+            np.testing.assert_allclose(np.asarray(u[k]), m[k] / (1 - b1**t), rtol=2e-5, atol=1e-6,
+                                       err_msg=f"{k}, step {t}")
+
+
+# --- The order of the reference (Google's scalable_shampoo/optax/distributed_shampoo.py,
+# _transform_grad), written out in numpy float64 independently of the module.
+
+def _np_inverse_root(f, p, eps, eig=None):
+    lam, q = np.linalg.eigh(np.asarray(f, np.float64)) if eig is None else eig
+    lam = np.maximum(lam, 0.0)
+    lam = lam + eps * lam.max()
+    root = np.where(lam > 0, np.where(lam > 0, lam, 1.0) ** (-1.0 / p), 0.0)
+    return (q * root) @ q.T
+
+
+def _np_reference(grads, factored, b1, b2, bs, eps, start, freq, graft_eps=1e-8):
+    """Per step: A = g / (sqrt(v_hat) + eps); P = g x_i F_hat_i^{-1/(2k)}; S = P ||A|| / ||P||
+    (S = A without factors); m = EMA_b1(S), m_g = EMA_b1(A); u = (m if t >= start else m_g) / bc."""
+    g0 = grads[0]
+    facs = [np.zeros((d, d)) if f else None for d, f in zip(g0.shape, factored)]
+    roots = [np.eye(d) if f else None for d, f in zip(g0.shape, factored)]
+    k = sum(factored)
+    m, mg, v = np.zeros_like(g0), np.zeros_like(g0), np.zeros_like(g0)
+    out = []
+    for t, g in enumerate(grads, start=1):
+        v = b2 * v + (1 - b2) * g * g
+        a = g / (np.sqrt(v / (1 - b2**t)) + graft_eps)
+        for i, f in enumerate(facs):
+            if f is not None:
+                gi = np.moveaxis(g, i, 0).reshape(g.shape[i], -1)
+                facs[i] = bs * f + (1 - bs) * gi @ gi.T
+                if (t - 1) % freq == 0:
+                    roots[i] = _np_inverse_root(facs[i] / (1 - bs**t), 2 * k, eps)
+        if k:
+            p = g
+            for i, r in enumerate(roots):
+                if r is not None:
+                    p = np.moveaxis(np.tensordot(p, r, axes=([i], [0])), -1, i)
+            s = p * np.linalg.norm(a) / np.linalg.norm(p)
+        else:
+            s = a
+        m = b1 * m + (1 - b1) * s
+        mg = b1 * mg + (1 - b1) * a
+        out.append((m if t >= start else mg) / (1 - b1**t))
+    return out
+
+
+@pytest.mark.parametrize(
+    "shapes,kwargs",
+    [({"W": (6, 4), "b": (5,), "s": ()}, {}),        # kernel; bias and scalar (RWF-like): no factor
+     ({"W": (6, 4)}, {"max_precond_dim": 5}),         # one factor only: its -1/2 root
+     ({"T": (2, 3, 2), "b": (5,), "s": ()}, {"start_preconditioning_step": 3,
+                                             "precondition_frequency": 2})],
+)
+def test_update_follows_the_reference_order(shapes, kwargs):
+    # Momentum after grafting, a leaf without factors getting the grafting update: matches an
+    # independent float64 transcription of the reference's order over several steps.
+    b1, b2, bs, eps, steps = 0.9, 0.99, 0.95, 1e-6, 6
+    rng = np.random.default_rng(3)
+    scale = 1 + 0.5 * np.arange(steps)
+    grads = {k: rng.normal(size=(steps, *sh)) * scale.reshape(-1, *[1] * len(sh))
+             for k, sh in shapes.items()}
+    with jax.enable_x64(True):
+        tx = scale_by_shampoo(b1=b1, b2=b2, shampoo_beta=bs, eps=eps, **kwargs)
+        state = tx.init({k: jnp.zeros(sh, jnp.float64) for k, sh in shapes.items()})
+
+        def body(st, g):
+            u, st = tx.update(g, st)
+            return st, u
+
+        _, got = jax.jit(lambda st, gs: jax.lax.scan(body, st, gs))(
+            state, {k: jnp.asarray(g, jnp.float64) for k, g in grads.items()})
+    max_dim = kwargs.get("max_precond_dim", 10000)
+    for i, (k, sh) in enumerate(sorted(shapes.items())):  # dict leaves flatten in sorted order
+        factored = tuple(len(sh) > 1 and d <= max_dim for d in sh)
+        assert tuple(f is not None for f in state.factors[i]) == factored
+        want = _np_reference(list(grads[k]), factored, b1, b2, bs, eps,
+                             kwargs.get("start_preconditioning_step", 1),
+                             kwargs.get("precondition_frequency", 1))
+        for t in range(steps):
+            np.testing.assert_allclose(np.asarray(got[k][t]), want[t], rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{k}, step {t + 1}")
+
+
+# --- Damping: the float32 inverse fourth root (the module's own path) against float64 eigh.
+# Float32 eigh puts a rank-deficient factor's null-space eigenvalues at ~2e-7 * max instead of 0;
+# the relative damping must sit above that noise, or the root's null-space block (eigenvalues
+# (eps * max)^(-1/4), the largest in the matrix) is noise.
+
+DAMPING_CANDIDATES = (1e-12, 1e-8, 1e-7, 1e-6)
+# Relative Frobenius error of the float32 inverse root. Measured worst over the kernels below
+# (seeds 0-7 agree to +-10%): 8e-1, 2e-1, 7e-2, 1.1e-2 for eps 1e-12, 1e-8, 1e-7, 1e-6
+# (1e-5: 1.2e-3); the error scales like noise / eps, so 3e-2 separates 1e-7 from 1e-6 by 2x.
+ROOT_TOL = 3e-2
+
+
+def _kernel_factors(shape, steps, rng, beta=0.999):
+    """Bias-corrected factors (L, R) of `steps` Gaussian gradients of a `shape` kernel, float32."""
+    fl = np.zeros((shape[0],) * 2, np.float32)
+    fr = np.zeros((shape[1],) * 2, np.float32)
+    for _ in range(steps):
+        g = rng.normal(size=shape).astype(np.float32)
+        fl = beta * fl + (1 - beta) * (g @ g.T)
+        fr = beta * fr + (1 - beta) * (g.T @ g)
+    bc = np.float32(1 - beta**steps)
+    return fl / bc, fr / bc
+
+
+_root32 = jax.jit(lambda f, eps: _inverse_root(f, 0.25, eps, jnp.eye(f.shape[0], dtype=f.dtype)))
+
+
+def _worst_root_errors(candidates):
+    rng = np.random.default_rng(4)
+    worst = dict.fromkeys(candidates, 0.0)
+    # PINN kernels: first layer (2, 64), hidden (64, 64), output (64, 2) (test below: (256, 64));
+    # one step (rank-deficient factors) and a few (still rank-deficient for the thin ones).
+    for shape in ((64, 2), (2, 64), (64, 64)):
+        for steps in (1, 8):
+            for f in _kernel_factors(shape, steps, rng):
+                eig = np.linalg.eigh(np.asarray(f, np.float64))
+                for eps in candidates:
+                    want = _np_inverse_root(f, 4, eps, eig)
+                    got = np.asarray(_root32(jnp.asarray(f), eps), np.float64)
+                    err = np.linalg.norm(got - want) / np.linalg.norm(want)
+                    worst[eps] = max(worst[eps], err)
+    return worst
+
+
+def test_default_damping_is_the_smallest_accurate_one():
+    # The measurement behind the default (numbers at ROOT_TOL): the smallest candidate damping
+    # whose worst inverse-root error is below ROOT_TOL.
+    errors = _worst_root_errors(DAMPING_CANDIDATES)
+    accurate = [eps for eps, err in errors.items() if err < ROOT_TOL]
+    default = inspect.signature(scale_by_shampoo).parameters["eps"].default
+    assert accurate and default == min(accurate), errors
+    assert inspect.signature(shampoo).parameters["eps"].default == default
+    assert errors[1e-12] > 10 * ROOT_TOL, errors  # the old default was well inside the noise
+
+
+def test_inverse_root_at_default_damping_matches_float64():
+    # At the default damping the module's float32 inverse fourth root of rectangular kernels'
+    # factors, wide hidden layer included, is within ROOT_TOL of float64 eigh.
+    eps = inspect.signature(scale_by_shampoo).parameters["eps"].default
+    rng = np.random.default_rng(5)
+    for shape in ((2, 64), (256, 64), (64, 2)):
+        for steps in (1, 3):
+            for f in _kernel_factors(shape, steps, rng):
+                want = _np_inverse_root(f, 4, eps)
+                got = np.asarray(_root32(jnp.asarray(f), eps), np.float64)
+                err = np.linalg.norm(got - want) / np.linalg.norm(want)
+                assert err < ROOT_TOL, (shape, steps, f.shape, err)
 
 
 def test_invalid_grafting_raises():

@@ -277,3 +277,38 @@ def test_find_soap_state():
     for _ in range(2):
         _, wstate = jax.jit(wrapped.update)(g, wstate, params)
     assert int(find_soap_state(wstate).count) == 1
+
+
+def _primitive_counts(jaxpr, counts=None):
+    """name -> occurrences of each primitive in a jaxpr, sub-jaxprs (scan bodies, cond branches) included."""
+    counts = {} if counts is None else counts
+    for eqn in jaxpr.eqns:
+        counts[eqn.primitive.name] = counts.get(eqn.primitive.name, 0) + 1
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    _primitive_counts(inner, counts)
+    return counts
+
+
+def test_a_scan_of_steps_holds_one_cond():
+    """The hot path: a scan of SOAP steps holds a single lax.cond (the rebuild of every basis), not one
+    around the whole update plus one per factored leaf; eigh appears only inside it."""
+    params = {f"w{i}": jnp.ones((8, 8)) for i in range(4)} | {"b": jnp.ones(8)}
+    opt = soap(1e-3, precondition_frequency=3)
+
+    def steps(params, state):
+        def body(carry, _):
+            p, s = carry
+            grads = jax.tree.map(lambda x: jnp.sin(x) + 0.1, p)
+            u, s = opt.update(grads, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        return jax.lax.scan(body, (params, state), None, length=4)[0]
+
+    counts = _primitive_counts(jax.make_jaxpr(steps)(params, opt.init(params)).jaxpr)
+    # One cond per step (today's main had five here: one around the update and one per kernel),
+    # plus the choice inside it between eigh (first call) and the power-iteration refresh.
+    assert counts.get("cond") == 2
+    assert counts.get("eigh") == 8    # one per factored dimension of the four kernels

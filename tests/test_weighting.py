@@ -4,8 +4,8 @@ import pytest
 import jax
 import jax.numpy as jnp
 
+from pinnrun.losses import CausalConfig, causal_term_losses
 from pinnrun.weighting import (
-    causal_loss,
     causal_weights,
     causal_weights_system,
     chunk_means,
@@ -112,12 +112,20 @@ def test_smooth():
     assert float(jax.grad(lambda x: smooth(x, 2.0 * x))(1.0)) == 0.0
 
 
+# ----- causal weighting: the loss training uses (losses.causal_term_losses), checked by hand --------
 def _expected_causal(res_sq, t, C, tol, t_min, t_max):
     res_sq = np.asarray(res_sq, np.float64)
     idx = np.clip(np.floor((np.asarray(t) - t_min) / (t_max - t_min) * C).astype(int), 0, C - 1)
     l = np.array([res_sq[idx == c].mean() if np.any(idx == c) else 0.0 for c in range(C)])
     w = np.array([np.exp(-tol * l[:c].sum()) for c in range(C)])
     return l, w, np.mean(w * l)
+
+
+def _causal(residuals, t, num_chunks, tol, t_min=0.0, t_max=1.0, weights=None):
+    """losses.causal_term_losses of {term: residual [n, m]} (arrays as float32)."""
+    cfg = CausalConfig(num_chunks=num_chunks, tol=tol, time_axis=0, t_min=t_min, t_max=t_max)
+    residuals = {k: jnp.asarray(v, jnp.float32).reshape(len(t), -1) for k, v in residuals.items()}
+    return causal_term_losses(residuals, jnp.asarray(t, jnp.float32), cfg, weights)
 
 
 def test_causal_weights_hand_case_shuffled():
@@ -133,13 +141,17 @@ def test_causal_weights_hand_case_shuffled():
     np.testing.assert_allclose(w, w_hand)
 
     perm = np.random.default_rng(0).permutation(len(t))
-    got_loss, got_w = causal_loss(jnp.asarray(r_sq[perm]), jnp.asarray(t[perm]), 4, tol, 0.0, 1.0)
+    r = np.sqrt(r_sq[perm]) * np.where(np.arange(len(t)) % 2, 1.0, -1.0)  # the sign of a residual is irrelevant
+    losses, got_w = _causal({"res": r}, t[perm], 4, tol)
     np.testing.assert_allclose(np.asarray(got_w), w_hand, rtol=1e-6)
-    np.testing.assert_allclose(float(got_loss), loss_hand, rtol=1e-6)
+    np.testing.assert_allclose(float(losses["res"]), loss_hand, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(causal_weights(jnp.array([2.0, 1.0, 4.0, 0.2]), tol)), w_hand, rtol=1e-6)
-    # jit
-    f = jax.jit(lambda r, tt: causal_loss(r, tt, 4, tol, 0.0, 1.0))
-    np.testing.assert_allclose(float(f(jnp.asarray(r_sq[perm]), jnp.asarray(t[perm]))[0]), loss_hand, rtol=1e-6)
+    # jit, and the chunks of a stage's window [2, 3] (points mapped onto it)
+    cfg = CausalConfig(num_chunks=4, tol=tol, time_axis=0, t_min=0.0, t_max=1.0)
+    f = jax.jit(lambda r, tt: causal_term_losses({"res": r[:, None]}, tt + 2.0, cfg, None, (2.0, 3.0)))
+    losses, got_w = f(jnp.asarray(r, jnp.float32), jnp.asarray(t[perm], jnp.float32))
+    np.testing.assert_allclose(float(losses["res"]), loss_hand, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(got_w), w_hand, rtol=1e-6)
 
 
 def test_causal_empty_chunk_and_random():
@@ -149,32 +161,41 @@ def test_causal_empty_chunk_and_random():
     r = rng.uniform(0, 1, size=t.shape)
     l, w, loss = _expected_causal(r, t, 4, 1.0, 0.0, 2.0)
     assert l[1] == 0.0
-    got_loss, got_w = causal_loss(jnp.asarray(r), jnp.asarray(t), 4, 1.0, 0.0, 2.0)
+    losses, got_w = _causal({"res": np.sqrt(r)}, t, 4, 1.0, 0.0, 2.0)
     np.testing.assert_allclose(np.asarray(got_w), w, rtol=1e-5)
-    np.testing.assert_allclose(float(got_loss), loss, rtol=1e-5)
+    np.testing.assert_allclose(float(losses["res"]), loss, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(chunk_means(jnp.asarray(r), jnp.asarray(t), 4, 0.0, 2.0)), l, rtol=1e-5)
 
 
-def test_causal_system_min_over_equations():
+def test_causal_system_shares_the_minimum_weights_across_equations():
     le = jnp.array([[1.0, 2.0, 0.5], [0.2, 5.0, 1.0]])
     tol = 0.3
     w1 = np.exp(-tol * np.array([0.0, 1.0, 3.0]))
     w2 = np.exp(-tol * np.array([0.0, 0.2, 5.2]))
     np.testing.assert_allclose(np.asarray(causal_weights_system(le, tol)), np.minimum(w1, w2), rtol=1e-6)
 
-    # [n, m] residuals: per-equation chunk losses, min over equations, l_c pooled
+    # The terms of one point set (the equations of a system, e.g. ru, rv): per-equation chunk losses,
+    # one set of weights, the minimum over equations; each term keeps its own loss mean_c w_c l_c^e.
+    # A term with several components (m = 2 here) counts their mean square.
     rng = np.random.default_rng(2)
     t = rng.uniform(0, 1, size=40)
-    r = rng.uniform(0, 2, size=(40, 2))
-    l0, w0, _ = _expected_causal(r[:, 0], t, 5, tol, 0.0, 1.0)
-    l1, w1, _ = _expected_causal(r[:, 1], t, 5, tol, 0.0, 1.0)
+    # ru is large in the first chunk, rv in the later ones: each equation's weights are the smaller in some chunks
+    early = (t < 0.2)[:, None]
+    r0 = rng.uniform(-1, 1, size=40) * np.where(early[:, 0], 2.0, 0.3)
+    r1 = rng.uniform(-1, 1, size=(40, 2)) * np.where(early, 0.2, 1.5)
+    l0, w0, _ = _expected_causal(r0**2, t, 5, tol, 0.0, 1.0)
+    l1, w1, _ = _expected_causal(np.mean(r1**2, axis=1), t, 5, tol, 0.0, 1.0)
     w = np.minimum(w0, w1)
-    l = 0.5 * (l0 + l1)
-    got_loss, got_w = causal_loss(jnp.asarray(r), jnp.asarray(t), 5, tol, 0.0, 1.0)
+    assert np.any(w0 < w1) and np.any(w1 < w0)  # each equation decides some chunks
+    losses, got_w = _causal({"ru": r0, "rv": r1}, t, 5, tol)
     np.testing.assert_allclose(np.asarray(got_w), w, rtol=1e-5)
-    np.testing.assert_allclose(float(got_loss), np.mean(w * l), rtol=1e-5)
-    _, got_w_pooled = causal_loss(jnp.asarray(r), jnp.asarray(t), 5, tol, 0.0, 1.0, per_equation=False)
-    np.testing.assert_allclose(np.asarray(got_w_pooled), np.exp(-tol * (np.cumsum(l) - l)), rtol=1e-5)
+    np.testing.assert_allclose(float(losses["ru"]), np.mean(w * l0), rtol=1e-5)
+    np.testing.assert_allclose(float(losses["rv"]), np.mean(w * l1), rtol=1e-5)
+    # frozen weights (L-BFGS) are used as given
+    frozen = jnp.array([1.0, 0.5, 0.25, 0.125, 0.0])
+    losses, got_w = _causal({"ru": r0, "rv": r1}, t, 5, tol, weights=frozen)
+    np.testing.assert_array_equal(np.asarray(got_w), np.asarray(frozen))
+    np.testing.assert_allclose(float(losses["rv"]), np.mean(np.asarray(frozen) * l1), rtol=1e-5)
 
 
 def test_no_gradient_through_causal_weights():
@@ -182,25 +203,58 @@ def test_no_gradient_through_causal_weights():
     pts = jax.random.uniform(jax.random.PRNGKey(8), (32, 2))
     t = pts[:, 1]
     C, tol = 4, 2.0
+    cfg = CausalConfig(num_chunks=C, tol=tol, time_axis=0, t_min=0.0, t_max=1.0)
 
-    def res_sq(p):
-        return jnp.square(jax.vmap(lambda z: _residual(p, z)[0])(pts))
+    def residual(p):
+        return jax.vmap(lambda z: _residual(p, z))(pts)  # [n, 1]
 
     def loss_causal(p):
-        return causal_loss(res_sq(p), t, C, tol, 0.0, 1.0)[0]
+        return causal_term_losses({"res": residual(p)}, t, cfg)[0]["res"]
 
-    _, w_const = jax.jit(lambda p: causal_loss(res_sq(p), t, C, tol, 0.0, 1.0))(p)
-    w_const = np.asarray(w_const)
+    w_const = np.asarray(jax.jit(lambda p: causal_term_losses({"res": residual(p)}, t, cfg)[1])(p))
+    chunk = np.clip(np.floor(np.asarray(t) * C).astype(int), 0, C - 1)
+    masks = jnp.asarray(np.stack([chunk == c for c in range(C)]), jnp.float32)  # [C, n], by hand
 
-    def loss_const(p):
-        l = chunk_means(res_sq(p), t, C, 0.0, 1.0)
+    def loss_const(p):  # mean_c w_c l_c with w a constant and l_c the chunk's mean square
+        l = masks @ residual(p)[:, 0] ** 2 / jnp.sum(masks, axis=1)
         return jnp.mean(jnp.asarray(w_const) * l)
 
-    g1 = jax.jit(jax.grad(loss_causal))(p)
-    g2 = jax.jit(jax.grad(loss_const))(p)
+    (l1, g1), (l2, g2) = jax.jit(jax.value_and_grad(loss_causal))(p), jax.jit(jax.value_and_grad(loss_const))(p)
+    np.testing.assert_allclose(float(l1), float(l2), rtol=1e-6)
     for k in p:
         np.testing.assert_allclose(np.asarray(g1[k]), np.asarray(g2[k]), rtol=1e-5, atol=1e-8)
     # the weights really vary (the test is not vacuous)
     assert w_const.min() < 0.99
     # and the balancing weights carry no gradient either
     assert float(jax.grad(lambda x: grad_norm_weights(jnp.stack([x, 2.0]))[0])(1.0)) == 0.0
+
+
+def test_the_training_loss_weighs_the_residual_term_causally():
+    """PINNLoss.term_losses, the loss the steps minimise, on a hand-set field of the wave problem:
+    u = p t^3 / 6 has u_tt = p t and u_xx = 0, so the residual is p t at every interior point, and the
+    residual term is mean_c w_c l_c with l_c = mean over chunk c of p^2 t^2; the initial and wall
+    terms stay plain means; the diagnostics report the weights' min and mean."""
+    from pinnrun.losses import PINNLoss
+    from pinnrun.pdes.wave import Wave
+
+    pde = Wave(eval_resolution=(5, 16))
+    C, tol, p = 4, 0.5, jnp.float32(3.0)
+    loss = PINNLoss(pde, lambda p, z: p * z[:1] ** 3 / 6, 64, causal=CausalConfig(C, tol, 0, 0.0, 1.0))
+    batch = jax.jit(lambda key: loss.sample(key, loss.fixed_points(jax.random.fold_in(key, 1))))(jax.random.PRNGKey(1))
+    losses, diagnostics = jax.jit(loss.term_losses)(p, batch)
+
+    t = np.asarray(batch.points["interior"][:, 0], np.float64)
+    l, w, expected = _expected_causal(9.0 * t**2, t, C, tol, 0.0, 1.0)
+    assert w.min() < 0.5 and np.all(l > 0)  # the weights matter, and every chunk has points
+    np.testing.assert_allclose(float(losses["res"]), expected, rtol=1e-5)
+    assert abs(expected - np.mean(9.0 * t**2)) > 0.1 * expected  # not the plain mean
+    np.testing.assert_allclose(float(diagnostics["causal/min_w"]), w.min(), rtol=1e-5)
+    np.testing.assert_allclose(float(diagnostics["causal/mean_w"]), w.mean(), rtol=1e-5)
+    # the initial and boundary terms are plain means (u = 0 at t = 0; u = p t^3 / 6 on the walls)
+    u0 = np.asarray(batch.context.targets["initial"])
+    np.testing.assert_allclose(float(losses["ic"]), np.mean(u0[:, 0] ** 2), rtol=1e-5)
+    np.testing.assert_allclose(float(losses["ic_t"]), np.mean(u0[:, 1] ** 2), rtol=1e-5, atol=1e-12)
+    tb = np.asarray(batch.points["boundary"][:, 0], np.float64)
+    np.testing.assert_allclose(float(losses["bc"]), np.mean((3.0 * tb**3 / 6) ** 2), rtol=1e-5)
+    # the same causal weights come out of PINNLoss.causal_weights (what L-BFGS freezes)
+    np.testing.assert_allclose(np.asarray(jax.jit(loss.causal_weights)(p, batch)["interior"]), w, rtol=1e-5)

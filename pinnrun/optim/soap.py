@@ -1,7 +1,7 @@
 """SOAP: Adam run in the eigenbasis of Shampoo's Kronecker factors (Vyas et al. 2024).
 
 This follows the December 2024 form of the algorithm, in which the first moment lives in the
-rotated basis (see ``docs/METHODS.md``, section Optimizers). For a leaf ``G`` of shape
+rotated basis (Vyas et al., arXiv 2409.11321, and the authors' code, github.com/nikhilvyas/SOAP). For a leaf ``G`` of shape
 ``(d_1, ..., d_n)`` every dimension ``i`` with ``d_i <= max_precond_dim`` (1-D leaves only with
 ``precondition_1d``) owns a Kronecker factor and an orthogonal basis::
 
@@ -21,7 +21,9 @@ without a factor pass through unchanged. A later call then does::
 with ``t`` the number of real updates (the first, initialising call does not count), and
 ``p <- p - lr u - lr wd p`` in :func:`soap`. The factors are then updated with the raw ``G`` and
 every ``precondition_frequency`` updates the bases are refreshed (see :func:`_refresh_basis`),
-after which ``m`` is re-expressed in the new basis.
+after which ``m`` is re-expressed in the new basis. Every call takes the same code path (the
+first one's moments, count and update are masked), so a scan of steps holds one ``lax.cond``:
+the rebuild of all bases, by eigh on the first call and by power iteration afterwards.
 
 Public API: :func:`soap`, :func:`scale_by_soap`, :class:`ScaleBySoapState`,
 :func:`precondition_without_momentum` and :func:`find_soap_state`.
@@ -158,9 +160,6 @@ def scale_by_soap(
     if isinstance(freq, int) and freq < 1:
         raise ValueError(f"precondition_frequency must be >= 1, got {precondition_frequency}")
 
-    def leaf_layout(p):
-        return factored_dims(jnp.shape(p), max_precond_dim, precondition_1d)
-
     def init_fn(params):
         # Identity bases: the fallback if the very first eigh is not finite.
         factors, bases = init_factors(params, lambda shape: factored_dims(shape, max_precond_dim, precondition_1d))
@@ -176,57 +175,20 @@ def scale_by_soap(
             eps=jnp.asarray(eps, jnp.float32),
         )
 
-    def first_call(grads, state: ScaleBySoapState):
-        """Build the factors from zero and their eigenbases; zero updates."""
-        g_leaves = jax.tree_util.tree_leaves(grads)
-        factors, bases = [], []
-        for g, fs, qs in zip(g_leaves, state.factors, state.bases):
-            g = g.astype(compute_dtype(g.dtype))
-            new_f, new_q = [], []
-            for axis, (f, q) in enumerate(zip(fs, qs)):
-                if f is None:
-                    new_f.append(None)
-                    new_q.append(None)
-                    continue
-                f = bs * f + (1.0 - bs) * gram(g, axis).astype(f.dtype)
-                new_f.append(f)
-                new_q.append(_initial_basis(f, q))
-            factors.append(tuple(new_f))
-            bases.append(tuple(new_q))
-        new_state = state._replace(
-            initialised=jnp.ones([], bool), factors=tuple(factors), bases=tuple(bases)
-        )
-        return jax.tree.map(jnp.zeros_like, grads), new_state
+    def new_bases(operands):
+        """The bases after the factors' update: their eigenvectors on the first call, else one
+        power-iteration refresh; m is re-expressed in the new basis and v permuted with it."""
+        first, mus, nus, factors, bases = operands
 
-    def later_call(grads, state: ScaleBySoapState):
-        g_leaves, treedef = jax.tree_util.tree_flatten(grads)
-        mu_leaves = treedef.flatten_up_to(state.mu)
-        nu_leaves = treedef.flatten_up_to(state.nu)
-        t = state.count + 1
-        refresh = (t % freq) == 0
-
-        updates, mus, nus, factors, bases = [], [], [], [], []
-        for g_raw, m, v, fs, qs in zip(g_leaves, mu_leaves, nu_leaves, state.factors, state.bases):
-            g = g_raw.astype(m.dtype)
-            g_rot = _rotate(g, qs)
-            m = b1 * m + (1.0 - b1) * g_rot
-            v = b2 * v + (1.0 - b2) * g_rot * g_rot
-            u = _rotate_back(m / (jnp.sqrt(v) + eps), qs)
-            # Step-size factor of bias-corrected Adam, in the leaf's compute dtype.
-            tf = t.astype(m.dtype)
-            corr = jnp.sqrt(1.0 - jnp.asarray(b2, m.dtype) ** tf) / (
-                1.0 - jnp.asarray(b1, m.dtype) ** tf
-            )
-            updates.append((corr * u).astype(g_raw.dtype))
-
-            # Factors with the raw gradient.
-            fs = tuple(
-                None if f is None else bs * f + (1.0 - bs) * gram(g, axis).astype(f.dtype)
-                for axis, f in enumerate(fs)
+        def eigenbases(_):
+            return mus, nus, tuple(
+                tuple(None if f is None else _initial_basis(f, q) for f, q in zip(fs, qs))
+                for fs, qs in zip(factors, bases)
             )
 
-            def do_refresh(operands, fs=fs):
-                m, v, qs = operands
+        def refreshed(_):
+            out_m, out_v, out_q = [], [], []
+            for m, v, fs, qs in zip(mus, nus, factors, bases):
                 m_orig = _rotate_back(m, qs)  # m back to the original basis
                 new_qs = []
                 for axis, (f, q) in enumerate(zip(fs, qs)):
@@ -236,29 +198,63 @@ def scale_by_soap(
                     q, v = _refresh_basis(f, q, v, axis)
                     new_qs.append(q)
                 new_qs = tuple(new_qs)
-                return _rotate(m_orig, new_qs), v, new_qs
+                out_m.append(_rotate(m_orig, new_qs))
+                out_v.append(v)
+                out_q.append(new_qs)
+            return tuple(out_m), tuple(out_v), tuple(out_q)
 
-            # Without a refresh the basis is unchanged, so rotating m back and forth is the
-            # identity (up to rounding); the false branch skips it.
-            if any(f is not None for f in fs):
-                m, v, qs = jax.lax.cond(refresh, do_refresh, lambda ops: ops, (m, v, qs))
-            mus.append(m)
-            nus.append(v)
-            factors.append(fs)
-            bases.append(qs)
+        return jax.lax.cond(first, eigenbases, refreshed, None)
+
+    def update_fn(grads, state: ScaleBySoapState, params=None):
+        # One code path for every call, so a scan of steps holds a single cond (the bases'
+        # rebuild, taken on the first call and every precondition_frequency updates) instead of
+        # one around the whole update plus one per factored leaf. The first call only builds
+        # the factors and their eigenbases: its moments, count and update are masked out.
+        del params
+        g_leaves, treedef = jax.tree_util.tree_flatten(grads)
+        mu_leaves = treedef.flatten_up_to(state.mu)
+        nu_leaves = treedef.flatten_up_to(state.nu)
+        first = jnp.logical_not(state.initialised)
+        t = state.count + 1
+        rebuild = jnp.logical_or(first, (t % freq) == 0)
+
+        updates, mus, nus, factors = [], [], [], []
+        for g_raw, m_old, v_old, fs, qs in zip(g_leaves, mu_leaves, nu_leaves, state.factors, state.bases):
+            g = g_raw.astype(m_old.dtype)
+            g_rot = _rotate(g, qs)
+            m = b1 * m_old + (1.0 - b1) * g_rot
+            v = b2 * v_old + (1.0 - b2) * g_rot * g_rot
+            u = _rotate_back(m / (jnp.sqrt(v) + eps), qs)
+            # Step-size factor of bias-corrected Adam, in the leaf's compute dtype.
+            tf = t.astype(m.dtype)
+            corr = jnp.sqrt(1.0 - jnp.asarray(b2, m.dtype) ** tf) / (
+                1.0 - jnp.asarray(b1, m.dtype) ** tf
+            )
+            updates.append(jnp.where(first, 0.0, corr * u).astype(g_raw.dtype))
+            mus.append(jnp.where(first, m_old, m))
+            nus.append(jnp.where(first, v_old, v))
+            # Factors with the raw gradient (on the first call they start from zero).
+            factors.append(tuple(
+                None if f is None else bs * f + (1.0 - bs) * gram(g, axis).astype(f.dtype)
+                for axis, f in enumerate(fs)
+            ))
+        factors, bases = tuple(factors), state.bases
+        mus, nus = tuple(mus), tuple(nus)
+        if any(f is not None for fs in factors for f in fs):
+            # Without a rebuild the basis is unchanged, so m needs no re-expression.
+            mus, nus, bases = jax.lax.cond(
+                rebuild, new_bases, lambda ops: (ops[1], ops[2], ops[4]), (first, mus, nus, factors, bases)
+            )
 
         new_state = state._replace(
-            count=optax.safe_increment(state.count),
+            count=jnp.where(first, state.count, optax.safe_increment(state.count)),
+            initialised=jnp.ones([], bool),
             mu=treedef.unflatten(mus),
             nu=treedef.unflatten(nus),
-            factors=tuple(factors),
+            factors=factors,
             bases=tuple(bases),
         )
         return treedef.unflatten(updates), new_state
-
-    def update_fn(updates, state: ScaleBySoapState, params=None):
-        del params
-        return jax.lax.cond(state.initialised, later_call, first_call, updates, state)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
