@@ -35,16 +35,22 @@ def test_grad_norm_targets_follow_the_formula():
     np.testing.assert_allclose(jax.jit(grad_norm_targets, static_argnums=0)(loss, params, points), expected, rtol=1e-4)
 
 
+def ntk_rows_by_hand(loss, params, batch):
+    """[(point set, per-point ||d r_k(z) / d theta||^2 as float64)] for every term, from each term's
+    residual Jacobian (brute force, not through pinnrun.weighting)."""
+    out = []
+    for ps in loss.point_sets:
+        y = batch.context.targets.get(ps.name)
+        res = lambda p, ps=ps, y=y: jax.vmap(lambda z, y: ps.evaluate(lambda zz: loss.apply(p, zz), z, y))(batch.points[ps.name], y)  # noqa: E731
+        for term in ps.terms:
+            jac = jax.jit(jax.jacrev(lambda p, term=term, res=res: res(p)[term].reshape(-1)))(params)
+            out.append((ps, sum(np.sum(np.asarray(leaf).reshape(leaf.shape[0], -1).astype(np.float64) ** 2, axis=1) for leaf in jax.tree.leaves(jac))))
+    return out
+
+
 def test_ntk_targets_match_brute_force_jacobians():
     loss, params, points = small_wave_loss(batch=16)
-    traces = []
-    for ps in loss.point_sets:
-        y = points.context.targets.get(ps.name)
-        residuals = lambda p, ps=ps, y=y: jax.vmap(lambda z, y: ps.evaluate(lambda zz: loss.apply(p, zz), z, y))(points.points[ps.name], y)  # noqa: E731
-        for term in ps.terms:
-            jac = jax.jit(jax.jacrev(lambda p, term=term, residuals=residuals: residuals(p)[term].reshape(-1)))(params)
-            rows = sum(jnp.sum(leaf.reshape(leaf.shape[0], -1) ** 2, axis=1) for leaf in jax.tree.leaves(jac))
-            traces.append(float(jnp.mean(rows)))
+    traces = [rows.mean() for _, rows in ntk_rows_by_hand(loss, params, points)]
     expected = weighting.ntk_weights(jnp.array(traces))
     got = ntk_targets(loss, params, points, jax.random.PRNGKey(3), chunk_size=5, max_points=None)
     np.testing.assert_allclose(got, expected, rtol=1e-4)
@@ -87,14 +93,7 @@ def by_hand_targets(scheme, loss, params, batch):
         jac = jax.jit(jax.jacrev(loss.loss_vector))(params, batch)
         s = np.sqrt(sum(np.sum(np.asarray(leaf).reshape(leaf.shape[0], -1).astype(np.float64) ** 2, axis=1) for leaf in jax.tree.leaves(jac)))
     else:
-        s = []
-        for ps in loss.point_sets:
-            y = batch.context.targets.get(ps.name)
-            res = lambda p, ps=ps, y=y: jax.vmap(lambda z, y: ps.evaluate(lambda zz: loss.apply(p, zz), z, y))(batch.points[ps.name], y)  # noqa: E731
-            for term in ps.terms:
-                jac = jax.jit(jax.jacrev(lambda p, term=term, res=res: res(p)[term].reshape(-1)))(params)
-                rows = sum(np.sum(np.asarray(leaf).reshape(leaf.shape[0], -1).astype(np.float64) ** 2, axis=1) for leaf in jax.tree.leaves(jac))
-                s.append(rows.mean())
+        s = [rows.mean() for _, rows in ntk_rows_by_hand(loss, params, batch)]
         s = np.array(s)
     return s.mean() / (s + 1e-5 * s.mean())
 
@@ -155,18 +154,13 @@ def test_ntk_targets_weigh_residual_points_by_their_causal_weights():
     chunk_weights = np.asarray(loss.causal_weights(params, points)[residual_set.name])
     assert chunk_weights[-1] < 0.5 * chunk_weights[0]   # the weights matter in this case
     traces = []
-    for ps in loss.point_sets:
-        y = points.context.targets.get(ps.name)
-        residuals = lambda p, ps=ps, y=y: jax.vmap(lambda z, y: ps.evaluate(lambda zz: loss.apply(p, zz), z, y))(points.points[ps.name], y)  # noqa: E731
-        for term in ps.terms:
-            jac = jax.jit(jax.jacrev(lambda p, term=term, residuals=residuals: residuals(p)[term].reshape(-1)))(params)
-            rows = np.asarray(sum(jnp.sum(leaf.reshape(leaf.shape[0], -1) ** 2, axis=1) for leaf in jax.tree.leaves(jac)))
-            if ps.name != residual_set.name:
-                traces.append(rows.mean())
-                continue
-            chunk = np.minimum(np.floor(np.asarray(points.points[ps.name][:, 0]) * 4).astype(int), 3)
-            means = [rows[chunk == c].mean() if np.any(chunk == c) else 0.0 for c in range(4)]
-            traces.append(float(np.mean(chunk_weights * np.array(means))))
+    for ps, rows in ntk_rows_by_hand(loss, params, points):
+        if ps.name != residual_set.name:
+            traces.append(rows.mean())
+            continue
+        chunk = np.minimum(np.floor(np.asarray(points.points[ps.name][:, 0]) * 4).astype(int), 3)
+        means = [rows[chunk == c].mean() if np.any(chunk == c) else 0.0 for c in range(4)]
+        traces.append(float(np.mean(chunk_weights * np.array(means))))
     expected = weighting.ntk_weights(jnp.array(traces))
     got = jax.jit(ntk_targets, static_argnums=(0, 4, 5))(loss, params, points, jax.random.PRNGKey(3), 5, None)
     np.testing.assert_allclose(got, expected, rtol=1e-4)
