@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from pinnrun import run_names  # noqa: F401  (registers the resolvers of the run folders' names)
 from pinnrun.config import ConfigError, validate
 
 CONFIG_PACKAGE = "pinnrun.conf"
@@ -51,21 +52,22 @@ EXIT_BAD_CONFIG = 2
 EXIT_NON_FINITE = 3
 
 
-def config_groups() -> dict[str, list[str]]:
-    """Group name -> available options, read from the packaged configs."""
-    root = importlib.resources.files(CONFIG_PACKAGE)
-    groups = {}
-    for entry in root.iterdir():
-        if entry.is_dir() and not entry.name.startswith(("_", ".")) and entry.name != "hydra":
-            options = sorted(f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml"))
-            if options:
-                groups[entry.name] = options
+def config_groups(argv: list[str] = ()) -> dict[str, list[str]]:
+    """Group name -> available options: pinnrun's packaged configs plus those of every search-path
+    entry of the command line (``hydra.searchpath=[...]``, the entry points' packages included)."""
+    from pinnrun.plugins import command_line_searchpath, group_options, searchpath_folder
+
+    groups = group_options(importlib.resources.files(CONFIG_PACKAGE))
+    for entry in command_line_searchpath(argv):
+        folder = searchpath_folder(entry)
+        for group, options in ({} if folder is None else group_options(folder)).items():
+            groups[group] = sorted({*groups.get(group, []), *options})
     return groups
 
 
 def check_group_choices(argv: list[str]) -> str | None:
     """A one-line error for the first override naming a group option that does not exist, else None."""
-    groups = config_groups()
+    groups = config_groups(argv)
     for arg in argv:
         match = _GROUP_OVERRIDE.match(arg)
         if not match or match["group"] not in groups:
@@ -142,7 +144,7 @@ def check_composed_config(argv: list[str]) -> str | None:
 # Groups whose keys are all declared in pinnrun's YAML: a key added with +group.key=... must be one
 # of them (keys meant to be set freely are declared with a null default). The optimizer's keys are
 # checked against its own list by validation; a PDE's against its constructor's parameters.
-DECLARED_GROUPS = ("train", "arch", "weighting", "checkpoint", "logger")
+DECLARED_GROUPS = ("train", "arch", "weighting", "checkpoint", "logger", "run")
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
@@ -275,8 +277,9 @@ def wandb_sink(config: dict, run_dir: Path, run_id: str | None):
         project=logger.get("project") or "pinnrun",
         entity=logger.get("entity"),
         group=logger.get("group"),
-        tags=tuple(logger.get("tags") or ()),
+        tags=tuple(dict.fromkeys([*(logger.get("tags") or ()), *((config.get("run") or {}).get("tags") or ())])),
         mode=logger.get("mode"),
+        name=(config.get("run") or {}).get("name") or Path(run_dir).name,
     )
 
 
@@ -487,7 +490,9 @@ def one_line_warnings() -> None:
 def main() -> None:
     """The ``pinnrun`` console script."""
     one_line_warnings()
-    argv = sys.argv[1:]
+    from pinnrun.plugins import with_plugin_searchpath
+
+    argv = with_plugin_searchpath(sys.argv[1:])   # the entry points' config packages (pinnrun.plugins)
     error = check_group_choices(argv) or check_resume_folder(argv) or check_composed_config(argv)
     if error:
         fail(error)

@@ -206,6 +206,15 @@ def validate_weighting(cfg: Mapping) -> None:
         check_float(cfg, f"weighting.weights.{term}", 0.0)
 
 
+def validate_run(cfg: Mapping) -> None:
+    """``run.name``: a string or null; ``run.tags``: a list of strings."""
+    name, tags = _get(cfg, "run.name"), _get(cfg, "run.tags")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ConfigError(f"run.name must be a non-empty string or null; got {name!r}")
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise ConfigError(f"run.tags must be a list of non-empty strings, e.g. run.tags=[baseline,lr-sweep]; got {tags!r}")
+
+
 def validate(cfg: DictConfig | Mapping) -> dict:
     """Check every group; return the config as a plain, resolved dict."""
     if isinstance(cfg, DictConfig):
@@ -224,6 +233,7 @@ def validate(cfg: DictConfig | Mapping) -> dict:
     check_int(cfg, "checkpoint.keep_best", 0)
     if _get(cfg, "checkpoint.auto_resume") is not None:
         check_bool(cfg, "checkpoint.auto_resume")
+    validate_run(cfg)
     if not isinstance(_get(cfg, "pde"), Mapping) or "_target_" not in cfg["pde"]:
         raise ConfigError("pde._target_: missing; choose a PDE with pde=<name>")
     from pinnrun.stages import validate_stages

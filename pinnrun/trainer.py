@@ -138,6 +138,7 @@ def run_facts(cfg: Mapping[str, Any], pde, stages: list[Stage]) -> dict[str, Any
         "optimizer": "+".join(dict.fromkeys(stage.optim["name"] for stage in stages)),
         "arch": cfg["arch"]["name"],
         "reference": pde.provenance(),
+        "run": {"name": (cfg.get("run") or {}).get("name"), "tags": list((cfg.get("run") or {}).get("tags") or [])},
     }
 
 

@@ -131,14 +131,6 @@ def test_adaptive_weights_of_a_run_follow_the_formula_on_its_gradients(tmp_path,
     assert records[0]["weight/res"] != records[1]["weight/res"]
 
 
-def test_causal_training_logs_causal_weights(cli):
-    result = cli(["pde=wave", "weighting.causal=true", "weighting.causal_tol=1.0", "weighting.num_chunks=8", *QUICK, "pde.eval_resolution=[11,16]", "arch.fourier.dim=8"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    (path,) = cli.cwd.rglob("metrics.jsonl")
-    record = read_jsonl(path)[-1]
-    assert 0.0 <= record["causal/min_w"] <= record["causal/mean_w"] <= 1.0
-
-
 def test_ntk_targets_weigh_residual_points_by_their_causal_weights():
     """With causal training, the residual's trace is sum_c w_c mean_{i in c} K_ii / C, the NTK of the
     causal loss (the paper's compute_diag_ntk multiplies each time chunk's mean NTK by its weight);

@@ -61,7 +61,10 @@ def test_wave_run_reports_error_against_time(cli):
     with np.load(run_dir / "error_vs_t.npz") as data:
         assert data["t"].shape == (21,) and data["u"].shape == (21,)
     assert (run_dir / "error_vs_t.png").exists()
-    assert {"loss/ic", "loss/ic_t", "loss/bc", "loss/res"} <= set(read_jsonl(run_dir / "metrics.jsonl")[-1])
+    record = read_jsonl(run_dir / "metrics.jsonl")[-1]
+    assert {"loss/ic", "loss/ic_t", "loss/bc", "loss/res"} <= set(record)
+    # wave trains causally (weighting.causal: true in conf/pde/wave.yaml): its chunk weights are logged
+    assert 0.0 <= record["causal/min_w"] <= record["causal/mean_w"] <= 1.0
     # the error of repeating u(0, x) at every t, against the exact solution on the same grid
     t, x = np.linspace(0, 1, 21)[:, None], np.linspace(0, 1, 32)[None, :]
     exact = np.sin(np.pi * x) * np.cos(2 * np.pi * t) + 0.5 * np.sin(4 * np.pi * x) * np.cos(8 * np.pi * t)

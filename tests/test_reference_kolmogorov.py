@@ -38,7 +38,7 @@ def march(w0_grid: np.ndarray, nu: float, h: float, steps: int, forcing: bool = 
     """The module's vorticity after ``steps`` steps of ``h`` from grid values ``w0_grid`` (one
     step per call: a single compilation per grid size serves every test)."""
     n = w0_grid.shape[0]
-    with K.float64_cpu():
+    with K.float64_solver():
         stepper = K.make_stepper(n, nu, h, forcing=forcing)
         w_hat = np.fft.rfft2(w0_grid)
         for _ in range(steps):
@@ -69,7 +69,7 @@ def test_laminar_state_stays_put(re):
     w_laminar = -np.cos(4 * np.pi * y) / (2 * np.pi * nu)
     w = march(w_laminar, nu, 1e-3, 200)
     assert rel(w, w_laminar) < 1e-12
-    with K.float64_cpu():
+    with K.float64_solver():
         u, v, _, _ = np.asarray(K.physical_fields(np.fft.rfft2(w), K.make_grid(n)))
     u_laminar = 2.0 / (nu * (4 * np.pi) ** 2) * np.sin(4 * np.pi * y)
     assert rel(u, u_laminar) < 1e-12 and np.max(np.abs(v)) < 1e-12 * np.max(np.abs(u_laminar))
@@ -87,7 +87,7 @@ def test_taylor_green_decays_exactly(m):
 
 def test_nonlinear_term_conserves_energy_and_enstrophy():
     n = 64
-    with K.float64_cpu():
+    with K.float64_solver():
         grid = K.make_grid(n)
         w_hat = np.asarray(grid.keep) * np.fft.rfft2(random_band_limited(n, 1, n // 3))
         advection = np.asarray(K.advection_hat(w_hat, grid))
@@ -189,7 +189,7 @@ def test_spinup_resumes_from_its_checkpoint(tmp_path, monkeypatch):
         if step >= 30:
             raise KeyboardInterrupt
 
-    with K.float64_cpu():
+    with K.float64_solver():
         reference = K.spin_up(whole)
         with pytest.raises(KeyboardInterrupt):
             K.spin_up(broken, K.StepProgress(interrupt, 60))
@@ -327,3 +327,46 @@ def test_quick_reference_passes_the_doubling_check(tmp_path):
     change = K.refinement_change(problem)["value"]
     assert change <= 1e-3
     assert change == pytest.approx(K.MEASURED["quick"]["accuracy"]["value"], rel=0.05)
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("tpu", "PINNRUN_REFERENCE_DEVICE='tpu' is not allowed; allowed: cpu, gpu"),
+    ("gpu", "PINNRUN_REFERENCE_DEVICE='gpu': JAX has no gpu device here"),
+])
+def test_a_bad_solver_device_is_one_line(monkeypatch, value, fragment):
+    if value == "gpu" and jax.devices()[0].platform == "gpu":
+        pytest.skip("this machine has a GPU")
+    monkeypatch.setenv(K.DEVICE_VARIABLE, value)
+    with pytest.raises(ValueError) as error:
+        K.solver_device()
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_solver_runs_in_float64_on_the_chosen_device(monkeypatch):
+    monkeypatch.setenv(K.DEVICE_VARIABLE, "cpu")
+    with K.float64_solver():
+        w = jax.numpy.ones(3)
+    assert w.dtype == np.float64 and w.devices() == {jax.devices("cpu")[0]}
+    assert not jax.config.jax_enable_x64   # the caller's setting is back
+
+
+def test_the_generation_script_times_and_checks_a_tiny_case(capsys, tmp_path):
+    """scripts/kolmogorov_reference.py (the GPU timing and doubling check of the recipe) on a tiny case:
+    its doubling figure is refinement_change's."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "kolmogorov_reference.py"
+    spec = importlib.util.spec_from_file_location("kolmogorov_reference", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = [f"{k}={v}" for k, v in TINY.items()]
+    assert script.main(args) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    problem = K.get_kolmogorov(**TINY, checkpoint_dir=tmp_path)
+    per, _ = K.horizon_steps(problem)
+    assert figures["device"] == "cpu: cpu" and figures["finite"] and figures["horizon_steps"] == per * (TINY["nt"] - 1)
+    expected = K.refinement_change(problem)["value"]
+    assert figures["doubling"] == pytest.approx(expected, rel=1e-12) and 0 < expected < 1
+    assert script.main(["--no-doubling", "n=31"]) == 2   # a bad parameter: one line, exit 2
+    assert "n must be" in capsys.readouterr().err

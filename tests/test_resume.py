@@ -119,7 +119,7 @@ def test_sigterm_saves_and_exits_resumable(tmp_path):
     check_resumed_equals_reference(tmp_path, run_dir, reference, steps)
 
 
-def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+def test_every_checkpoint_damaged_ends_in_pinnruns_lines_only(tmp_path):
     run_dir = tmp_path / "damaged"
     result = run_cli(["train.steps=60", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -137,6 +137,16 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
         assert result.returncode == 2 and all(line.startswith("pinnrun: ") for line in lines), result.stderr[-3000:]
         assert f"could not restore the {'metadata' if part == 'metadata' else 'state'} from any checkpoint" in lines[-1]
         assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+# Slow (about 20 s: a run and a resume that trains). The default suite keeps the fallback itself by
+# tests/test_checkpoint.py's test_damaged_latest_falls_back_to_previous (the Checkpointer, three kinds
+# of damage) and the CLI's damaged-checkpoint lines by the test above.
+@pytest.mark.slow
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    run_dir = tmp_path / "damaged"
+    result = run_cli(["train.steps=60", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
     latest = run_dir / "checkpoints" / "60"
     biggest = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])

@@ -212,6 +212,10 @@ def test_time_marching_compiles_once_and_hands_each_window_the_previous_network(
     assert sorted(p.name for p in (tmp_path / "windows").iterdir()) == [f"window_{k}.npz" for k in range(4)]
 
 
+# Slow (about 25 s). The default suite keeps its parts: windows sharing one compilation by
+# test_time_marching_compiles_once_and_hands_each_window_the_previous_network, an Adam -> L-BFGS run by
+# tests/test_phases.py's test_adam_then_lbfgs_run_logs_both_phases.
+@pytest.mark.slow
 def test_a_curriculum_of_time_windows_with_adam_then_lbfgs_runs_and_shares_compilations(tmp_path):
     cfg = composed(
         "pde=wave", "weighting=fixed", "optim=adam_lbfgs", "optim.phases.1.steps=10", "optim.phases.1.resample_every=10",

@@ -21,8 +21,9 @@ enstrophy exactly).  ETDRK4 (Cox-Matthews in the form of Kassam and Trefethen 20
 diagonal ``L = -nu |k|^2`` with the contour-integral coefficients of
 ``spectral.etdrk4_coefficients``; ``N = -u . grad w + curl f`` (constant forcing is integrated
 exactly).  ``lax.scan`` runs the steps between two snapshots (the spin-up: 1000 steps) per host
-call.  Everything runs in float64 on the CPU inside ``float64_cpu()`` (the thread-local context
-managers ``jax.enable_x64`` and ``jax.default_device``: the caller's settings are left alone); the
+call.  Everything runs in float64 inside ``float64_solver()``, on the CPU unless
+``PINNRUN_REFERENCE_DEVICE=gpu`` (the thread-local context managers ``jax.enable_x64`` and
+``jax.default_device``: the caller's settings are left alone); the
 entry points (``solve_kolmogorov``, ``spin_up``, ``refinement_change``, ``perturbation_growth``)
 enter it themselves, the building blocks (``make_grid``, ``make_stepper``, ``advance``,
 ``snapshots``, ``physical_fields``) expect to be called inside it.
@@ -116,7 +117,8 @@ __all__ = [
     "refinement_change",
     "perturbation_growth",
     "threshold_times",
-    "float64_cpu",
+    "float64_solver",
+    "solver_device",
     "StepProgress",
     "MEASURED",
     "ACCURACY_MEASURE",
@@ -155,13 +157,30 @@ MEASURED = {
 ProgressFn = Callable[[int, int, float], None]
 
 
-# ----------------------------------------------------------------------------- float64 on CPU
+# ----------------------------------------------------------------------------- float64, on a chosen device
+
+DEVICE_VARIABLE = "PINNRUN_REFERENCE_DEVICE"
+DEVICE_CHOICES = ("cpu", "gpu")
+
+
+def solver_device() -> jax.Device:
+    """The device the solver runs on: the CPU unless ``PINNRUN_REFERENCE_DEVICE=gpu`` (then JAX's
+    first GPU).  The result does not depend on it beyond rounding (cuFFT's float64 transforms
+    against the CPU's), so it is no part of the cache key; the provenance records it."""
+    choice = os.environ.get(DEVICE_VARIABLE, "cpu").strip().lower() or "cpu"
+    if choice not in DEVICE_CHOICES:
+        raise ValueError(f"{DEVICE_VARIABLE}={choice!r} is not allowed; allowed: {', '.join(DEVICE_CHOICES)}")
+    try:
+        return jax.devices(choice)[0]
+    except RuntimeError as error:
+        raise ValueError(f"{DEVICE_VARIABLE}={choice!r}: JAX has no {choice} device here ({error})") from None
+
 
 @contextlib.contextmanager
-def float64_cpu():
-    """Run the enclosed JAX code in float64 on the CPU; the caller's settings are restored after
-    (``jax.enable_x64`` and ``jax.default_device`` are thread-local context managers)."""
-    with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
+def float64_solver():
+    """Run the enclosed JAX code in float64 on ``solver_device()``; the caller's settings are
+    restored after (``jax.enable_x64`` and ``jax.default_device`` are thread-local context managers)."""
+    with jax.enable_x64(True), jax.default_device(solver_device()):
         yield
 
 
@@ -197,7 +216,7 @@ def numpy_grid(n: int) -> Grid:
 
 
 def make_grid(n: int) -> Grid:
-    """``Grid`` of JAX arrays (call inside ``float64_cpu()``)."""
+    """``Grid`` of JAX arrays (call inside ``float64_solver()``)."""
     return Grid(*(jnp.asarray(a) for a in numpy_grid(n)))
 
 
@@ -569,7 +588,7 @@ CHECKPOINT_SECONDS = 60.0    # the spin-up checkpoint is rewritten at most this 
 def spin_up(problem: KolmogorovProblem, tracker: Optional[StepProgress] = None) -> SpinUp:
     """Run (or resume from its checkpoint) the spin-up; the finished record is kept on disk and
     reused by every problem with the same ``spinup_key_data()``."""
-    with float64_cpu():
+    with float64_solver():
         return _spin_up(problem, tracker)
 
 
@@ -635,7 +654,7 @@ def solve_kolmogorov(problem: KolmogorovProblem, progress: Optional[ProgressFn] 
     tracker = StepProgress(progress, spin_total - min(done, spin_total) + per * (problem.nt - 1))
     n, nt = problem.n, problem.nt
     out = {k: np.empty((nt, n + 1, n + 1)) for k in problem.FIELDS}
-    with float64_cpu():
+    with float64_solver():
         w0_hat = resample_hat(spin_up(problem, tracker).w_hat, n)
         grid = make_grid(n)
         for i, w_hat in enumerate(snapshots(w0_hat, n, problem.nu, h, per, nt, tracker)):
@@ -688,7 +707,7 @@ def refinement_change(problem: KolmogorovProblem) -> dict:
     start = horizon_start(problem)
     n, nt, nu = problem.n, problem.nt, problem.nu
     diff2, ref2 = np.zeros(nt), np.zeros(nt)
-    with float64_cpu():
+    with float64_solver():
         fine = _vorticity_grids(resample_hat(start, 2 * n), 2 * n, nu, h / 2, 2 * per, nt)
         for i, (w, w_fine) in enumerate(zip(_vorticity_grids(start, n, nu, h, per, nt), fine)):
             diff2[i] = np.sum((w - w_fine[::2, ::2]) ** 2)
@@ -720,7 +739,7 @@ def perturbation_growth(problem: KolmogorovProblem, eps: float, seed: int = 0, m
     rms = math.sqrt(float(np.mean(np.fft.irfft2(start, s=(n, n)) ** 2)))
     bumped = start + eps * rms * smooth_perturbation_hat(n, seed, max_mode)
     growth = np.zeros(nt)
-    with float64_cpu():
+    with float64_solver():
         pairs = zip(_vorticity_grids(start, n, nu, h, per, nt), _vorticity_grids(bumped, n, nu, h, per, nt))
         for i, (w, w_bumped) in enumerate(pairs):
             growth[i] = np.linalg.norm(w_bumped - w) / np.linalg.norm(w)
@@ -776,7 +795,7 @@ def describe_kolmogorov(problem: KolmogorovProblem, cache_file=None, checksum: O
                               f"kinetic energy {problem.ic_energy:g}; t = 0 is the end of the spin-up"),
         "domain": [0.0, 1.0, 0.0, 1.0],
         "solver": ("Fourier pseudo-spectral vorticity-streamfunction, 2/3-rule dealiasing, ETDRK4 "
-                   "(contour-integral coefficients) on -nu |k|^2, JAX float64 on CPU; pressure from its "
+                   "(contour-integral coefficients) on -nu |k|^2, JAX float64 (CPU; GPU with PINNRUN_REFERENCE_DEVICE=gpu); pressure from its "
                    "Poisson equation in Fourier space"),
         "version": SOLVER_VERSION,
         "resolution": {"n": [int(problem.n)] * 2, "retained_modes": "|m_x|, |m_y| < n/3",
