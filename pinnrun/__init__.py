@@ -12,3 +12,12 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # pinnrun.load_run without importing JAX on `import pinnrun`
+    if name == "load_run":
+        from pinnrun.runs import load_run
+
+        return load_run
+    raise AttributeError(f"module 'pinnrun' has no attribute {name!r}")

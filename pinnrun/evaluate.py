@@ -11,11 +11,9 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from omegaconf import OmegaConf
 
-from pinnrun.config import ConfigError, validate
+from pinnrun.config import ConfigError
 
 
 def run_params(run_dir: Path, like, prefer: str = "best", key: str = "run_dir"):
@@ -41,31 +39,22 @@ def run_params(run_dir: Path, like, prefer: str = "best", key: str = "run_dir"):
 
 
 def evaluate_run(run_dir: Path, output_dir: Path | None = None) -> float:
-    """Evaluate a run's parameters on its PDE's reference; returns the mean relative L2 error."""
+    """Evaluate a run's parameters on its PDE's reference (the last stage's PDE; a time-marched run
+    with each window's network); returns the mean relative L2 error."""
     from pinnrun import figures
-    from pinnrun.build import build, jax_settings
-    from pinnrun.evaluation import Evaluator
+    from pinnrun.runs import load_run
+    from pinnrun.trainer import window_count
 
-    config_path = run_dir / "config.yaml"
-    if not run_dir.is_dir():
-        raise ConfigError(f"run_dir: {run_dir} does not exist (give the folder of a pinnrun run)")
-    if not config_path.is_file():
-        raise ConfigError(f"run_dir: {run_dir} has no config.yaml (not a pinnrun run directory)")
-    config = validate(OmegaConf.load(config_path))
-    out = run_dir / "eval"
+    params_file = run_dir / "params.npz"
+    marched = run_dir.is_dir() and params_file.is_file() and window_count(params_file) > 0
+    run = load_run(run_dir, which="final" if marched else "best")
+    evaluation = run.evaluate()
+    out = run.run_dir / "eval"
     out.mkdir(exist_ok=True)
-    with jax_settings(config):
-        components = build(config)
-        like = components.model.init(jax.random.PRNGKey(0))
-        params, source = run_params(run_dir, like)
-        dtype = jax.tree.leaves(params)[0].dtype
-        model = components.model_for(jnp.dtype(dtype))
-        evaluator = Evaluator(components.pde, int(config["train"]["eval_batch_size"]))
-        evaluation = evaluator(model.apply, params, dtype)
-    result = {"source": source, "rel_l2": evaluation.rel_l2, "max_abs": evaluation.max_abs}
+    result = {"source": run.source, "rel_l2": evaluation.rel_l2, "max_abs": evaluation.max_abs}
     (out / "errors.json").write_text(json.dumps(result, indent=2))
-    figures.write_evaluation(out, evaluator.reference, evaluation)
-    print(f"evaluated {source} of {run_dir}")
+    figures.write_evaluation(out, run.reference, evaluation)
+    print(f"evaluated {run.source} of {run.run_dir}")
     print("relative L2: " + ", ".join(f"{k} {v:.3e}" for k, v in evaluation.rel_l2.items()))
     print(f"wrote {out}")
     return float(np.mean(list(evaluation.rel_l2.values())))

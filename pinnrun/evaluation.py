@@ -52,6 +52,25 @@ def persistence_errors(reference: Reference, time_axis: int | None, names: Seque
     return out
 
 
+def chunked_outputs(pde: PDE, apply: Callable) -> Callable:
+    """Jitted (params, [C, bs, d]) -> [C, bs, outputs + derived fields] (``pde.evaluated_names``):
+    one ``lax.map`` over the C chunks, each a ``vmap`` over its bs points."""
+
+    def at_point(params, z):
+        f = lambda z: apply(params, z)  # noqa: E731
+        derived = pde.derived_outputs(f, z)
+        values = f(z)
+        return jnp.concatenate([values, jnp.stack(list(derived.values()))]) if derived else values
+
+    return jax.jit(lambda params, chunks: jax.lax.map(lambda c: jax.vmap(lambda z: at_point(params, z))(c), chunks))
+
+
+def window_of(t: np.ndarray, edges, dtype) -> np.ndarray:
+    """The time window of each time: k with t_k <= t < t_{k+1} (the last window also t = T), compared
+    in ``dtype`` as the network sees t."""
+    return np.searchsorted(np.asarray(edges[1:-1]).astype(dtype), np.asarray(t).astype(dtype), side="right")
+
+
 class Evaluator:
     """Evaluates a network ``apply(params, z)`` (and the PDE's derived fields) on the reference grid."""
 
@@ -75,8 +94,7 @@ class Evaluator:
             if edges is None:
                 indices = [np.arange(len(self.points))]
             else:
-                t = self.points[:, self.pde.time_axis].astype(dtype)
-                window = np.searchsorted(np.asarray(edges[1:-1]).astype(dtype), t, side="right")
+                window = window_of(self.points[:, self.pde.time_axis], edges, dtype)
                 indices = [np.nonzero(window == k)[0] for k in range(len(edges) - 1)]
             bs = self.batch_size
             chunks = max(-(-max(len(i), 1) // bs) for i in indices)
@@ -91,17 +109,7 @@ class Evaluator:
     def outputs(self, apply: Callable) -> Callable:
         """Jitted (params, [C, bs, d]) -> [C, bs, outputs + derived fields]."""
         if apply not in self._jitted:
-            pde = self.pde
-
-            def at_point(params, z):
-                f = lambda z: apply(params, z)  # noqa: E731
-                derived = pde.derived_outputs(f, z)
-                values = f(z)
-                return jnp.concatenate([values, jnp.stack(list(derived.values()))]) if derived else values
-
-            self._jitted[apply] = jax.jit(
-                lambda params, chunks: jax.lax.map(lambda c: jax.vmap(lambda z: at_point(params, z))(c), chunks)
-            )
+            self._jitted[apply] = chunked_outputs(self.pde, apply)
         return self._jitted[apply]
 
     def predict(self, apply: Callable, params, dtype, edges: np.ndarray | None = None) -> np.ndarray:

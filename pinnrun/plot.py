@@ -1,7 +1,9 @@
 """Training curves from metrics.jsonl: losses, errors, loss weights and alignment scores over steps.
 
-``pinnrun-plot <run_dir> [<run_dir> ...]`` writes ``training.png`` into each run directory; the trainer
-writes the same figure at the end of a run.
+``pinnrun-plot <run_dir> [<run_dir> ...]`` writes ``training.png`` into each run directory (the trainer
+writes the same figure at the end of a run). Given several runs it also draws them together,
+``--compare`` (default ``comparison.png``): total loss and relative L2 error (mean over fields)
+against step, one line per run, labelled by its folder's name.
 """
 
 from __future__ import annotations
@@ -63,17 +65,64 @@ def plot_training(run_dir: Path, output: Path | None = None) -> Path:
     return output
 
 
+def mean_error(records: list[dict]) -> tuple[list[int], list[float]]:
+    """(steps, mean over fields of rel_l2/<field>) at every evaluated step."""
+    steps, values = [], []
+    for record in records:
+        errors = [v for k, v in record.items() if k.startswith("rel_l2/") and isinstance(v, (int, float)) and math.isfinite(v)]
+        if errors:
+            steps.append(record["step"])
+            values.append(sum(errors) / len(errors))
+    return steps, values
+
+
+def plot_comparison(run_dirs: list[Path], output: Path) -> Path:
+    """Several runs in one figure: total loss and mean relative L2 error against step."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    styles = ("-", "--", "-.", ":")
+    for i, run_dir in enumerate(run_dirs):
+        records = read_metrics(Path(run_dir) / "metrics.jsonl")
+        style = {"linestyle": styles[i % len(styles)], "color": f"C{i % 10}", "label": Path(run_dir).name}  # equal lines stay visible
+        loss = [(r["step"], r["loss"]) for r in records if isinstance(r.get("loss"), (int, float)) and r["loss"] > 0]
+        if loss:
+            axes[0].plot(*zip(*loss), **style)
+        steps, values = mean_error(records)
+        if steps:
+            axes[1].plot(steps, values, marker="." if len(steps) < 30 else None, **style)
+    for ax, ylabel in zip(axes, ("total loss", "relative L2 error (mean over fields)")):
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"{len(run_dirs)} runs")
+    fig.tight_layout()
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pinnrun-plot", description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories holding metrics.jsonl")
+    parser.add_argument("--compare", type=Path, default=Path("comparison.png"),
+                        help="with several runs: the figure that draws them together (default: comparison.png)")
     args = parser.parse_args(argv)
-    status = 0
+    status, found = 0, []
     for run_dir in args.run_dirs:
         if not (run_dir / "metrics.jsonl").is_file():
             print(f"pinnrun-plot: {run_dir}: no metrics.jsonl", file=sys.stderr)
             status = 2
             continue
         print(plot_training(run_dir))
+        found.append(run_dir)
+    if len(found) > 1:
+        print(plot_comparison(found, args.compare))
     return status
 
 

@@ -14,9 +14,11 @@ their summaries and writes, into the first folder (or ``--out``):
 * ``alignment_vs_step.png``: ``align/intra_precond`` and ``align/intra`` against step, one row of panels
   per PDE and one line (mean, min/max band) per optimizer; skipped when no run logged them.
 
-``std`` is the sample standard deviation (ddof=1), empty / ``nan`` for a group of one run. A group
-whose runs differ in more than the seed (e.g. an Optuna sweep over ``optim.lr``) is pooled as asked,
-with a warning naming what differs. Needs only numpy and matplotlib (Agg; pyplot's state is untouched).
+Runs whose overrides differ in more than the seed (a sweep over ``arch.width``, ``optim.lr`` or a
+weighting) are told apart: each such setting joins the optimizer's label (``soap, arch.width=32``), a
+column of its own. ``--by KEY ...`` names the keys to tell apart by instead (``--by`` alone: none);
+runs that differ in keys not named are pooled, with a warning naming what differs.
+``std`` is the sample standard deviation (ddof=1), empty / ``nan`` for a group of one run. Needs only numpy and matplotlib (Agg; pyplot's state is untouched).
 """
 
 from __future__ import annotations
@@ -194,6 +196,38 @@ def label_domains(runs: list[Run]) -> None:
             run.pde = f"{pde} ({bounds})"
 
 
+def override_values(run: Run) -> dict[str, str]:
+    """key -> value of a run's overrides that can make it another setting (not seed, pde, optim,
+    Hydra, checkpoint, logger or run name settings)."""
+    out = {}
+    for override in run.overrides:
+        key, sep, value = override.partition("=")
+        key = key.lstrip("+~")
+        if sep and not override.lstrip("+~").startswith(_SAME_SETTING_PREFIXES) and not key.startswith("run."):
+            out[key] = value
+    return out
+
+
+def differing_keys(runs: list[Run]) -> list[str]:
+    """The override keys whose value differs between the runs (or that some runs do not set)."""
+    values = [override_values(r) for r in runs]
+    keys = sorted({k for v in values for k in v})
+    return [k for k in keys if len({v.get(k) for v in values}) > 1]
+
+
+def label_variants(runs: list[Run], by: list[str] | None = None) -> list[str]:
+    """Give each run's optimizer label the settings it is grouped by, e.g. ``soap, arch.width=32``:
+    the override keys ``by``, or (None) every key whose value differs between the runs. Returns the
+    keys used. Settings not grouped by still pool, with the warning of ``mixed_settings``."""
+    keys = differing_keys(runs) if by is None else list(by)
+    for run in runs:
+        values = override_values(run)
+        parts = [f"{k}={values.get(k, 'default')}" for k in keys]
+        if parts:
+            run.optimizer = ", ".join([run.optimizer, *parts])
+    return keys
+
+
 def group_runs(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
     """(pde, optimizer) -> runs, sorted by PDE, then optimizer, then run folder."""
     groups: dict[tuple[str, str], list[Run]] = {}
@@ -202,9 +236,10 @@ def group_runs(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
     return groups
 
 
-def mixed_settings(runs: list[Run]) -> list[str]:
-    """The overrides (besides seed, pde, optim and hydra settings) that differ between a group's runs."""
-    sets = [frozenset(o for o in r.overrides if not o.startswith(_SAME_SETTING_PREFIXES)) for r in runs]
+def mixed_settings(runs: list[Run], grouped: list[str] = ()) -> list[str]:
+    """The overrides (besides seed, pde, optim, hydra settings and the keys ``grouped`` by) that
+    differ between a group's runs."""
+    sets = [frozenset(f"{k}={v}" for k, v in override_values(r).items() if k not in grouped) for r in runs]
     if len(set(sets)) <= 1:
         return []
     return sorted(frozenset.union(*sets) - frozenset.intersection(*sets))
@@ -447,14 +482,16 @@ def plot_alignment(groups: dict[tuple[str, str], list[Run]], path: Path) -> Path
     return path
 
 
-def make_report(folders: list[Path], out: Path | None = None, warn=print) -> dict[str, Path]:
-    """Write the report; returns name -> path of what was written. Raises ReportError for bad input."""
+def make_report(folders: list[Path], out: Path | None = None, warn=print, by: list[str] | None = None) -> dict[str, Path]:
+    """Write the report; returns name -> path of what was written. Raises ReportError for bad input.
+    ``by``: the override keys to tell runs apart by (None: every key that differs between them)."""
     folders = [Path(f) for f in folders]
     runs = find_runs(folders, warn=warn)
+    grouped = label_variants(runs, by)
     groups = group_runs(runs)
     notes = []
     for (pde, optimizer), group in groups.items():
-        differing = mixed_settings(group)
+        differing = mixed_settings(group, grouped)
         if differing:
             shown = ", ".join(differing[:4]) + (", ..." if len(differing) > 4 else "")
             notes.append(f"{pde}/{optimizer} pools runs with different settings: {shown}")
@@ -485,13 +522,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("sweep_dirs", nargs="+", type=Path, metavar="SWEEP_DIR", help="sweep or run folders")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: the first SWEEP_DIR)")
+    parser.add_argument("--by", nargs="*", default=None, metavar="KEY",
+                        help="override keys that tell runs apart, besides PDE and optimizer (default: every key whose "
+                             "value differs between the runs; --by with no key pools them)")
     args = parser.parse_args(argv)
 
     def warn(message: str) -> None:
         print(f"pinnrun-report: {message}", file=sys.stderr)
 
     try:
-        written = make_report(args.sweep_dirs, args.out, warn=warn)
+        written = make_report(args.sweep_dirs, args.out, warn=warn, by=args.by)
     except ReportError as error:
         warn(str(error))
         return 2

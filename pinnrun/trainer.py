@@ -147,19 +147,42 @@ def device_description() -> str:
     return f"{device.platform}:{device.device_kind} x{jax.device_count()}"
 
 
-def save_params(params, path: Path) -> None:
-    """Parameters as an .npz keyed by their pytree path (readable without pinnrun)."""
-    flat = {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_leaves_with_path(params)}
+def param_name(path) -> str:
+    """A parameter's plain name from its pytree path: ``hidden/0/bias``."""
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def save_params(params, path: Path, windows=None, edges=None) -> None:
+    """Parameters as an .npz keyed by plain names (``hidden/0/bias``; readable without pinnrun).
+    A time-marched run's file holds every window's network, ``window_<k>/hidden/0/bias``, and the
+    window edges in t (``window_edges``); ``params`` is then None and ``windows`` the list."""
+    if windows is None:
+        flat = {param_name(p): np.asarray(v) for p, v in jax.tree_util.tree_leaves_with_path(params)}
+    else:
+        flat = {f"window_{k}/{param_name(p)}": np.asarray(v)
+                for k, w in enumerate(windows) for p, v in jax.tree_util.tree_leaves_with_path(w)}
+        flat["window_edges"] = np.asarray(edges, np.float64)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **flat)
     tmp.replace(path)
 
 
-def load_params(path: Path, like):
-    """Parameters saved by ``save_params``, in the structure of ``like``."""
+def load_params(path: Path, like, prefix: str = ""):
+    """Parameters saved by ``save_params``, in the structure of ``like`` (``prefix``: ``window_<k>/``
+    for one window of a time-marched run's file). Files written before the plain names (keys such
+    as ``['hidden'][0]['bias']``) load too."""
     with np.load(path) as data:
-        leaves = [jnp.asarray(data[jax.tree_util.keystr(p)]) for p, _ in jax.tree_util.tree_leaves_with_path(like)]
+        leaves = []
+        for p, _ in jax.tree_util.tree_leaves_with_path(like):
+            key = prefix + param_name(p)
+            leaves.append(jnp.asarray(data[key] if key in data.files else data[prefix + jax.tree_util.keystr(p)]))
     return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+
+def window_count(path: Path) -> int:
+    """How many windows' networks a params.npz holds (0: a single network)."""
+    with np.load(path) as data:
+        return len({k.split("/", 1)[0] for k in data.files if k.startswith("window_") and "/" in k})
 
 
 @dataclasses.dataclass
@@ -626,8 +649,11 @@ class Trainer:
         if self.windows > 1:
             summary["time_windows"] = self.windows
         if self.main_process:
-            if self.windows == 1:  # time-marching: one network per window, in windows/
+            if last.window is None:
                 save_params(state.params, self.run_dir / "params.npz")
+            else:  # time-marching: every window's network (also in windows/, one file each)
+                save_params(None, self.run_dir / "params.npz", windows=[self.window_params[k] for k in range(self.windows)],
+                            edges=window_edges(*self.pde(last).bounds["t"], self.windows))
             with self.reported("wrote the summary, figures and final parameters"):
                 write_run_outputs(self.run_dir, self.evaluator(None).reference, evaluation, summary, self.train_cfg["figures"], self.sinks)
         for sink in self.sinks:

@@ -146,8 +146,33 @@ def test_error_curve_mean_and_band(tmp_path):
     assert mean[0] == pytest.approx(2 * statistics.mean(finals))
 
 
+def test_a_sweep_over_a_setting_and_the_optimizer_gives_a_cell_each(tmp_path):
+    """arch.width=32,64 x optim=adam,soap (two seeds each): four cells, labelled by optimizer and width;
+    --by names the keys instead (none: pooled)."""
+    sweep = tmp_path / "sweep"
+    job = 0
+    for width in (32, 64):
+        for optimizer in ("adam", "soap"):
+            for seed in (0, 1):
+                error = (0.2 if optimizer == "adam" else 0.02) * (32 / width) * (1 + 0.1 * seed)
+                write_run(sweep / str(job), "kovasznay", optimizer, seed, (error,), 100.0, 5.0, extra=[f"arch.width={width}"])
+                job += 1
+    make_report([sweep], warn=print)
+    with (sweep / "report.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    labels = {row["optimizer"]: (int(row["n"]), float(row["rel_l2_mean"])) for row in rows}
+    assert set(labels) == {"adam, arch.width=32", "adam, arch.width=64", "soap, arch.width=32", "soap, arch.width=64"}
+    assert labels["soap, arch.width=64"][0] == 2 and labels["soap, arch.width=64"][1] == pytest.approx(0.01 * 1.05)
+    header = next(ln for ln in (sweep / "report.md").read_text().splitlines() if ln.startswith("| PDE |"))
+    assert header == "| PDE | adam, arch.width=32 | adam, arch.width=64 | soap, arch.width=32 | soap, arch.width=64 |"
+    assert main([str(sweep), "--by"]) == 0
+    with (sweep / "report.csv").open() as f:
+        assert sorted(row["optimizer"] for row in csv.DictReader(f)) == ["adam", "soap"]
+
+
 def test_mixed_settings_and_no_alignment(tmp_path, capsys):
-    """Runs differing in more than the seed are pooled with a warning; no align/* metrics: no figure."""
+    """With --by naming no key, runs differing in more than the seed are pooled with a warning; no
+    align/* metrics: no figure."""
     sweep = tmp_path / "sweep"
     for i, lr in enumerate((1e-3, 1e-2)):
         write_run(sweep / str(i), "wave", "soap", 0, (0.1 * (i + 1),), 90.0, 8.0, extra=[f"optim.lr={lr}"])
@@ -155,7 +180,7 @@ def test_mixed_settings_and_no_alignment(tmp_path, capsys):
         (sweep / str(i) / "metrics.jsonl").write_text(
             "".join(json.dumps({k: v for k, v in r.items() if not k.startswith("align/")}) + "\n" for r in lines)
         )
-    written = make_report([sweep], warn=print)
+    written = make_report([sweep], warn=print, by=[])
     out = capsys.readouterr().out
     assert "wave/soap pools runs with different settings: optim.lr=0.001, optim.lr=0.01" in out
     assert "alignment_vs_step.png not written" in out
@@ -279,3 +304,19 @@ def test_a_curriculum_gets_its_errors_per_stage(tmp_path):
     assert "| wave | re100 | u | 5.000e-01 ± 1.414e-01 (n=2) | 5.000e-02 ± 1.414e-02 (n=2) |" in markdown
     assert "| wave | re400 | u | 7.000e-01 ± 1.414e-01 (n=2) | 2.000e-01 ± 1.414e-01 (n=2) |" in markdown
     assert "| kovasznay |" not in markdown.split("## Final relative L2 per stage")[1]   # one stage: no rows
+
+
+def test_pinnrun_plot_draws_several_runs_together(tmp_path):
+    from matplotlib import image
+
+    from pinnrun.plot import main as plot_main
+
+    sweep = tmp_path / "sweep"
+    for i, optimizer in enumerate(("adam", "soap")):
+        write_run(sweep / f"{i}_kovasznay_{optimizer}", "kovasznay", optimizer, 0, (0.2 / (i + 1),), 100.0, 5.0)
+    out = tmp_path / "both.png"
+    assert plot_main([str(sweep / "0_kovasznay_adam"), str(sweep / "1_kovasznay_soap"), "--compare", str(out)]) == 0
+    assert (sweep / "0_kovasznay_adam" / "training.png").is_file()
+    pixels = image.imread(out)
+    assert pixels.shape[0] > 300 and pixels.std() > 0.05   # drawn, not blank
+    assert plot_main([str(tmp_path / "missing")]) == 2

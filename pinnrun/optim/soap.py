@@ -40,7 +40,6 @@ import optax
 from pinnrun.optim.kronecker import (
     HIGHEST,
     LeafMats,
-    compute_dtype,
     contract_axis,
     factored_dims,
     gram,

@@ -94,7 +94,6 @@ Measured (2-core CPU, tests/test_reference_cavity.py)
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
