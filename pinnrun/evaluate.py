@@ -53,7 +53,7 @@ def evaluate_run(run_dir: Path, output_dir: Path | None = None) -> float:
     out.mkdir(exist_ok=True)
     result = {"source": run.source, "rel_l2": evaluation.rel_l2, "max_abs": evaluation.max_abs}
     (out / "errors.json").write_text(json.dumps(result, indent=2))
-    figures.write_evaluation(out, run.reference, evaluation)
+    figures.write_evaluation(out, run.reference, evaluation, summary=run.summary, signed=tuple(run.pde.signed_fields))
     print(f"evaluated {run.source} of {run.run_dir}")
     print("relative L2: " + ", ".join(f"{k} {v:.3e}" for k, v in evaluation.rel_l2.items()))
     print(f"wrote {out}")

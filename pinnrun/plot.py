@@ -15,12 +15,16 @@ from pathlib import Path
 
 from pinnrun.sinks import read_metrics
 
+# (title, metric-key prefixes, y scale, y label)
 PANELS = (
-    ("losses", ("loss/",), "log"),
-    ("relative L2 error", ("rel_l2/",), "log"),
-    ("loss weights", ("weight/", "causal/"), "log"),
-    ("gradient alignment", ("align/",), "linear"),
+    ("losses: total and per term", ("loss",), "log", "loss"),
+    ("relative L2 error (at evaluations)", ("rel_l2/",), "log", "relative L2 error"),
+    ("loss weights", ("weight/",), "log", "weight"),
+    ("causal weights of the time chunks", ("causal/",), "linear", "causal weight"),
+    ("learning rate", ("lr",), "log", "learning rate"),
+    ("gradient alignment", ("align/",), "linear", "alignment score / cosine"),
 )
+LINE_STYLES = ("-", "--", "-.", ":")   # with the colour cycle, equal curves stay visible
 
 
 def series(records: list[dict], prefixes: tuple[str, ...]) -> dict[str, tuple[list[int], list[float]]]:
@@ -43,16 +47,20 @@ def plot_training(run_dir: Path, output: Path | None = None) -> Path:
 
     run_dir = Path(run_dir)
     records = read_metrics(run_dir / "metrics.jsonl")
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    for ax, (title, prefixes, scale) in zip(axes.flat, PANELS):
+    fig, axes = plt.subplots(2, 3, figsize=(17, 8))
+    for ax, (title, prefixes, scale, ylabel) in zip(axes.flat, PANELS):
         curves = series(records, prefixes)
-        for key, (steps, values) in sorted(curves.items()):
+        for i, (key, (steps, values)) in enumerate(sorted(curves.items())):
             positive = scale != "log" or all(v > 0 for v in values)
-            ax.plot(steps, values, label=key, marker="." if len(steps) < 30 else None)
+            total = key == "loss"
+            ax.plot(steps, values, label="total" if total else key, marker="." if len(steps) < 30 else None,
+                    color="k" if total else f"C{i % 10}", linewidth=2.0 if total else 1.2,
+                    linestyle="-" if total else LINE_STYLES[(i // 10 + i) % len(LINE_STYLES)])
             if scale == "log" and positive:
                 ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
         if curves:
             ax.legend(fontsize=7, ncol=2)

@@ -655,7 +655,8 @@ class Trainer:
                 save_params(None, self.run_dir / "params.npz", windows=[self.window_params[k] for k in range(self.windows)],
                             edges=window_edges(*self.pde(last).bounds["t"], self.windows))
             with self.reported("wrote the summary, figures and final parameters"):
-                write_run_outputs(self.run_dir, self.evaluator(None).reference, evaluation, summary, self.train_cfg["figures"], self.sinks)
+                write_run_outputs(self.run_dir, self.evaluator(None).reference, evaluation, summary, self.train_cfg["figures"], self.sinks,
+                                  signed=tuple(self.pde(last).signed_fields))
         for sink in self.sinks:
             sink.close(summary)
         if self.checkpointer is not None:

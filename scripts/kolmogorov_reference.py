@@ -24,15 +24,6 @@ import time
 import numpy as np
 
 
-def parse_value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=("recipe", "quick"), default="recipe")
@@ -40,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
     from pinnrun.reference import kolmogorov as K
+    from pinnrun.reference.cli import parse_value   # key=value as pinnrun-reference reads it
 
     overrides = dict(K.QUICK) if args.preset == "quick" else {}
     for item in args.overrides:

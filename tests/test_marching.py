@@ -135,7 +135,7 @@ HORIZON = {id(GL_QUICK): 0.02, id(KOLMOGOROV_QUICK): 0.02, id(RAYLEIGH_TAYLOR_QU
     pytest.param(RAYLEIGH_TAYLOR_QUICK, id="rayleigh_taylor_2d", marks=pytest.mark.slow),
     pytest.param(WAVE_QUICK, id="wave_1d", marks=pytest.mark.slow),
 ])
-def test_time_marching_run_and_resume_across_windows(tmp_path, setup):
+def test_time_marching_run_and_resume_across_windows(tmp_path, setup, monkeypatch):
     reference = tmp_path / "full"
     result = run_cli([*setup, "train.steps=30", f"hydra.run.dir={reference}"], tmp_path, env={"PINNRUN_CACHE_DIR": str(tmp_path / "refs")})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -167,3 +167,27 @@ def test_time_marching_run_and_resume_across_windows(tmp_path, setup):
     assert (first["from_step"], second["to_step"]) == (0, 60) and first["to_step"] == second["from_step"] == resumed["resumed_from_step"]
     assert resumed["totals"]["steps_executed"] == 60 and resumed["totals"]["compile_seconds"] >= second["compile_seconds"] > 0
     assert [s["from_step"] for s in summary["segments"]] == [0] and summary["totals"]["steps_executed"] == 60
+
+    # Predictions out of the resumed run (pinnrun.load_run): every window's network from params.npz,
+    # each point predicted by its own window's, the run's evaluation repeated bit for bit.
+    import jax
+
+    from pinnrun import load_run
+    from pinnrun.trainer import load_params
+
+    monkeypatch.setenv("PINNRUN_CACHE_DIR", str(tmp_path / "refs"))
+    run = load_run(killed)
+    np.testing.assert_allclose(run.edges, [0.0, horizon / 2, horizon])
+    assert len(run.params) == 2 and run.evaluate().rel_l2 == summary["final_rel_l2"]
+    for k in range(2):
+        saved = load_params(killed / "windows" / f"window_{k}.npz", run.params[k])
+        assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(run.params[k])))
+    low = [run.pde.bounds[n][0] for n in run.pde.input_names[1:]]
+    points = np.array([[0.2 * horizon, *low], [0.7 * horizon, *low], [horizon, *low]])
+    fields = run.predict(points)
+    for point, k in zip(points, (0, 1, 1)):
+        expected = np.asarray(run.model.apply(run.params[k], jnp.asarray(point, run.dtype)))
+        got = [fields[name][list(points[:, 0]).index(point[0])] for name in run.pde.field_names]
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(Exception, match="time-marched"):
+        load_run(killed, which="best")

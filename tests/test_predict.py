@@ -1,13 +1,13 @@
 """Predictions out of a run (pinnrun.runs.load_run, pinnrun-predict): the saved parameters reproduce
 summary.json's errors bit for bit at the run's eval batch size and dtype, and within 1e-6 at another
-batch size; time-marched runs predict each point with its own window's network; params.npz has plain
-names (and older files still load)."""
+batch size; params.npz has plain names (and older files still load); mode=eval on the best checkpoint.
+A time-marched run (each point predicted by its own window's network) is checked in
+tests/test_marching.py's run-and-resume test, on its resumed run."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +23,15 @@ def finished_run(tmp_path, args):
     return tmp_path / "run"
 
 
-def predict_cli(args, cwd):
-    return subprocess.run([sys.executable, "-m", "pinnrun.predict", *args], cwd=cwd, capture_output=True, text=True)
+def predict_cli(args, cwd, capsys, monkeypatch):
+    """pinnrun-predict's main in this process (its argument handling, files and messages)."""
+    from pinnrun.predict import main
+
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    code = main(args)
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +60,8 @@ def test_a_run_reproduces_its_errors_from_its_saved_parameters(kovasznay_run):
     assert best.source.startswith("checkpoint ")
 
 
-def test_pinnrun_predict_on_a_grid_points_and_the_reference(kovasznay_run, tmp_path):
-    result = predict_cli([str(kovasznay_run), "--grid", "y=-0.5:1.5:5", "x=-0.5:1:3", "--out", "grid.npz"], tmp_path)
+def test_pinnrun_predict_on_a_grid_points_and_the_reference(kovasznay_run, tmp_path, capsys, monkeypatch):
+    result = predict_cli([str(kovasznay_run), "--grid", "y=-0.5:1.5:5", "x=-0.5:1:3", "--out", "grid.npz"], tmp_path, capsys, monkeypatch)
     assert result.returncode == 0, result.stderr
     with np.load(tmp_path / "grid.npz") as data:
         assert data["x"].shape == (3,) and data["y"].shape == (5,) and data["u"].shape == (3, 5)
@@ -64,13 +71,13 @@ def test_pinnrun_predict_on_a_grid_points_and_the_reference(kovasznay_run, tmp_p
     run = load_run(kovasznay_run)
     x, y = np.meshgrid(np.linspace(-0.5, 1, 3), np.linspace(-0.5, 1.5, 5), indexing="ij")
     np.save(tmp_path / "points.npy", np.stack([x.reshape(-1), y.reshape(-1)], axis=-1))
-    result = predict_cli([str(kovasznay_run), "--points", "points.npy", "--out", "points.csv"], tmp_path)
+    result = predict_cli([str(kovasznay_run), "--points", "points.npy", "--out", "points.csv"], tmp_path, capsys, monkeypatch)
     assert result.returncode == 0, result.stderr
     table = np.loadtxt(tmp_path / "points.csv", delimiter=",", skiprows=1)
     assert (tmp_path / "points.csv").read_text().splitlines()[0] == "x,y,u,v,p"
     np.testing.assert_allclose(table[:, 2], grid_u.reshape(-1), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(table[:, 2], run.predict(table[:, :2])["u"], rtol=1e-6, atol=1e-7)
-    result = predict_cli([str(kovasznay_run), "--reference", "--out", "ref.npz"], tmp_path)
+    result = predict_cli([str(kovasznay_run), "--reference", "--out", "ref.npz"], tmp_path, capsys, monkeypatch)
     assert result.returncode == 0, result.stderr
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("rel_l2 ")]
     assert len(lines) == 3 and all(ln.endswith("(the same)") for ln in lines), result.stdout
@@ -79,30 +86,21 @@ def test_pinnrun_predict_on_a_grid_points_and_the_reference(kovasznay_run, tmp_p
         (["--grid", "z=0:1:3", "y=0:1:2"], "name one of x, y"),
         (["--grid", "x=0:one:3", "y=0:1:2"], "must be numbers"),
     ]:
-        result = predict_cli([str(kovasznay_run), *args], tmp_path)
+        result = predict_cli([str(kovasznay_run), *args], tmp_path, capsys, monkeypatch)
         assert result.returncode == 2 and fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    result = predict_cli([str(tmp_path / "nowhere"), "--reference"], tmp_path)
+    result = predict_cli([str(tmp_path / "nowhere"), "--reference"], tmp_path, capsys, monkeypatch)
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 
-def test_a_time_marched_run_predicts_each_point_with_its_windows_network(tmp_path):
-    from pinnrun import load_run
-    from pinnrun.trainer import load_params
-
-    run_dir = finished_run(tmp_path, ["pde=wave", "train.time_windows=2", *QUICK, "pde.eval_resolution=[11,16]", "arch.fourier.dim=8"])
-    run = load_run(run_dir)
-    assert len(run.params) == 2 and list(run.edges) == [0.0, 0.5, 1.0]
-    assert run.evaluate().rel_l2 == run.summary["final_rel_l2"]
-    # params.npz holds both windows, the same as windows/window_<k>.npz
-    window_1 = load_params(run_dir / "windows" / "window_1.npz", run.params[0])
-    for a, b in zip(jax.tree.leaves(window_1), jax.tree.leaves(run.params[1])):
-        np.testing.assert_array_equal(a, b)
-    points = np.array([[0.1, 0.3], [0.7, 0.3], [1.0, 0.6]])
-    fields = run.predict(points)
-    by_window = [run.model.apply(run.params[k], jnp.asarray(p, jnp.float32)) for k, p in zip((0, 1, 1), points)]
-    np.testing.assert_allclose(fields["u"], [float(v[0]) for v in by_window], rtol=1e-6, atol=1e-7)
-    with pytest.raises(Exception, match="time-marched"):
-        load_run(run_dir, which="best")
+def test_eval_mode_evaluates_the_runs_best_checkpoint(kovasznay_run, tmp_path):
+    result = run_cli(["mode=eval", f"run_dir={kovasznay_run}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not list(tmp_path.iterdir())   # an evaluation writes only inside its run
+    errors = json.loads((kovasznay_run / "eval" / "errors.json").read_text())
+    assert errors["source"].startswith("checkpoint")
+    best = json.loads((kovasznay_run / "summary.json").read_text())["best_rel_l2"]
+    assert np.mean(list(errors["rel_l2"].values())) == pytest.approx(np.mean(list(best.values())), rel=1e-6)
+    assert (kovasznay_run / "eval" / "solution.png").exists()
 
 
 def test_parameter_files_with_the_older_keys_still_load(tmp_path):

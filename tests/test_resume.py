@@ -235,19 +235,6 @@ def test_init_from_starts_from_another_runs_parameters(tmp_path):
     assert read_jsonl(tmp_path / "tuned" / "metrics.jsonl")[0]["step"] == 10
 
 
-def test_eval_mode_restores_and_evaluates(tmp_path):
-    run_dir = tmp_path / "run"
-    assert run_cli(["train.steps=40", *SLOWISH, f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
-    result = run_cli(["mode=eval", f"run_dir={run_dir}"], tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]   # an evaluation writes only inside its run
-    errors = json.loads((run_dir / "eval" / "errors.json").read_text())
-    assert errors["source"].startswith("checkpoint")
-    best = json.loads((run_dir / "summary.json").read_text())["best_rel_l2"]
-    assert np.mean(list(errors["rel_l2"].values())) == pytest.approx(min(np.mean(list(best.values())), 10), rel=0.5)
-    assert (run_dir / "eval" / "solution.png").exists()
-
-
 def test_auto_resume_in_multirun_continues_a_requeued_job(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "train.seed=0", *SLOWISH, f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=job"]

@@ -103,6 +103,8 @@ class PDE:
     field_names: tuple[str, ...] = ()
     # Fields defined only up to a constant (pressure): evaluation removes the mean difference.
     gauge_fields: tuple[str, ...] = ()
+    # Fields drawn on a diverging colour scale centred at 0 (velocities, vorticity); others on viridis.
+    signed_fields: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ class Kolmogorov(Evolution):
     space_names = ("x", "y")
     field_names = ("u", "v", "p")
     gauge_fields = ("p",)
+    signed_fields = ("u", "v", "w")
     periodic = ("x", "y")
     residual_terms = ("ru", "rv", "rc")
 

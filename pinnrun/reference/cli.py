@@ -25,7 +25,7 @@ from .problems2d import NAMES_2D
 ALL_NAMES = tuple(NAMES) + tuple(NAMES_2D) + tuple(STANDALONE)
 
 
-def _parse_value(text: str):
+def parse_value(text: str):
     for cast in (int, float):
         try:
             return cast(text)
@@ -57,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not sep or not key:
             print(f"pinnrun-reference: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
-        overrides[key.strip()] = _parse_value(value.strip())
+        overrides[key.strip()] = parse_value(value.strip())
     names = list(ALL_NAMES) if args.pde == "all" else [args.pde]
     cache_dir = resolve_cache_dir(args.cache_dir)
     for name in names:
