@@ -68,6 +68,12 @@ class AdaptiveWeights:
         self.interval = int(cfg["update_every"]) if self.scheme != "fixed" else 0
         self.chunk_size = int(cfg.get("ntk_chunk_size", 64))
         self.max_points = cfg.get("ntk_max_points")
+        self.cfg = dict(cfg)
+        self.plugin = None
+        if self.scheme not in ("fixed", "grad_norm", "ntk"):   # an installed package's (pinnrun.plugins)
+            from pinnrun.plugins import WEIGHTING_GROUP, load_plugin
+
+            self.plugin = load_plugin(WEIGHTING_GROUP, self.scheme)
         self._fns: dict[int, Any] = {}
 
     def due(self, step: int, stage) -> bool:
@@ -81,6 +87,8 @@ class AdaptiveWeights:
                 batch = loss.sample(key, fixed_points, context)
                 if self.scheme == "grad_norm":
                     target = grad_norm_targets(loss, params, batch)
+                elif self.plugin is not None:
+                    target = jnp.asarray(self.plugin(loss, params, batch, jax.random.fold_in(key, 1), self.cfg))
                 else:
                     target = ntk_targets(loss, params, batch, jax.random.fold_in(key, 1), self.chunk_size, self.max_points)
                 new = {k: target[i].astype(weights[k].dtype) for i, k in enumerate(self.term_names)}

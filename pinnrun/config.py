@@ -115,9 +115,9 @@ def validate_train(cfg: Mapping) -> None:
 
 
 def validate_arch(cfg: Mapping) -> None:
-    from pinnrun.archs import ACTIVATIONS, ARCHITECTURES
+    from pinnrun.archs import ACTIVATIONS, architectures
 
-    check_choice(cfg, "arch.name", ARCHITECTURES)
+    check_choice(cfg, "arch.name", architectures())
     check_choice(cfg, "arch.activation", tuple(ACTIVATIONS))
     check_int(cfg, "arch.width", 1)
     check_int(cfg, "arch.depth", 1)
@@ -196,7 +196,9 @@ def validate_optim(cfg: Mapping) -> None:
 
 
 def validate_weighting(cfg: Mapping) -> None:
-    check_choice(cfg, "weighting.name", WEIGHTINGS)
+    from pinnrun.plugins import WEIGHTING_GROUP, plugin_names
+
+    check_choice(cfg, "weighting.name", WEIGHTINGS + tuple(n for n in plugin_names(WEIGHTING_GROUP) if n not in WEIGHTINGS))
     check_int(cfg, "weighting.update_every", 1)
     check_float(cfg, "weighting.momentum", 0.0, 1.0)
     check_bool(cfg, "weighting.causal")

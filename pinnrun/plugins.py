@@ -15,6 +15,16 @@ Two doors, both ending in Hydra's config search path:
 
 pinnrun's own checks (the option lists of ``pde=...`` and the other groups, the config validation
 before anything is written) see the same search path as Hydra.
+
+Architectures and weighting schemes are code: a package adds them by entry points too, each naming a
+function, and a YAML of its own in its config package selects them by name (docs/plugins.md):
+
+* ``pinnrun.archs``: ``name = "pkg.module:build"`` with ``build(cfg, *, input_dim, output_dim, embedding,
+  dtype) -> pinnrun.archs.Model`` (``embedding``: pinnrun's input embedding of the run's periodic axes,
+  Fourier features and input scales; ``arch.output_scale`` is applied by pinnrun);
+* ``pinnrun.weightings``: ``name = "pkg.module:targets"`` with ``targets(loss, params, batch, key, cfg)
+  -> [K] array`` of balancing weights in ``loss``'s term order (jitted; pinnrun smooths them with
+  ``weighting.momentum`` every ``weighting.update_every`` steps, as it does grad-norm and NTK weights).
 """
 
 from __future__ import annotations
@@ -25,7 +35,22 @@ from pathlib import Path
 from typing import Iterable
 
 ENTRY_POINT_GROUP = "pinnrun.configs"
+ARCH_GROUP = "pinnrun.archs"
+WEIGHTING_GROUP = "pinnrun.weightings"
 SEARCHPATH_KEY = "hydra.searchpath"
+
+
+def plugin_names(group: str) -> tuple[str, ...]:
+    """The names declared in an entry-point group (``pinnrun.archs``, ``pinnrun.weightings``)."""
+    return tuple(sorted({ep.name for ep in entry_points(group=group)}))
+
+
+def load_plugin(group: str, name: str):
+    """The object an entry point of ``group`` named ``name`` points to (imported now)."""
+    (ep,) = [ep for ep in entry_points(group=group) if ep.name == name][:1] or [None]
+    if ep is None:
+        raise ValueError(f"no {group} entry point named {name!r}; declared: {', '.join(plugin_names(group)) or 'none'}")
+    return ep.load()
 
 
 def entry_point_packages() -> list[str]:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+import numpy as np
+
+from conftest import REPO, read_jsonl, run_cli
 
 DOC = REPO / "docs" / "plugins.md"
 # The doc's command, shortened to a few steps (the rest of it as written there).
@@ -69,27 +71,45 @@ def test_a_pde_from_a_search_path_folder_trains_evaluates_and_reports(tmp_path):
 
 
 def test_an_installed_package_adds_its_configs_by_entry_point(tmp_path):
-    """A distribution on sys.path (a dist-info folder, as pip leaves it) whose entry point in the group
-    pinnrun.configs names its config package: pde=poisson works without any search path."""
+    """A distribution on sys.path (a dist-info folder, as pip leaves it) whose entry points name its
+    config package (pinnrun.configs), an architecture (pinnrun.archs) and a weighting scheme
+    (pinnrun.weightings), as docs/plugins.md writes them: pde=poisson works without any search path,
+    with the package's network and weights."""
     site = tmp_path / "site"
     doc_files(site)
+    for path, text in re.findall(r"```\w+\n# plugin-file: (\S+)\n(.*?)```", DOC.read_text(), flags=re.S):
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_text(text)
     conf = site / "my_pinns" / "conf"
-    conf.mkdir()
     (conf / "__init__.py").write_text("")
     (site / "my_conf").rename(conf / "bundled")
     (conf / "bundled" / "pde").rename(conf / "pde")
     info = site / "my_pinns-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-pinns\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[pinnrun.configs]\nmy_pinns = my_pinns.conf\n")
+    (info / "entry_points.txt").write_text(
+        "[pinnrun.configs]\nmy_pinns = my_pinns.conf\n\n"
+        "[pinnrun.archs]\nresidual_mlp = my_pinns.extras:build_residual_mlp\n\n"
+        "[pinnrun.weightings]\nequal_gradients = my_pinns.extras:equal_gradient_targets\n")
     env = {"PYTHONPATH": str(site)}
-    result = run_cli(["pde=poisson", "optim=adam", "train=cpu_quick", "run.name=entry point run", "run.tags=[plugin]", *SHORT],
+    result = run_cli(["pde=poisson", "optim=adam", "train=cpu_quick", "arch=residual_mlp", "weighting=equal_gradients",
+                      "weighting.update_every=10", "weighting.momentum=0.0", "run.name=entry point run", "run.tags=[plugin]", *SHORT],
                      tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(tmp_path / "outputs")
     assert re.fullmatch(r"\d\d-\d\d-\d\d_entry-point-run", run_dir.name), run_dir.name   # run.name names it
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["pde"] == "poisson" and summary["run"] == {"name": "entry point run", "tags": ["plugin"]}
+    assert summary["arch"] == "residual_mlp"
+    with np.load(run_dir / "params.npz") as params:
+        assert "lift/kernel" in params.files or any(k.startswith("lift/") for k in params.files)
+    # the package's weights, w_k = mean_j ||g_j|| / ||g_k|| with momentum 0: sum_k 1 / w_k = K (= 2 here;
+    # the initial weights 10 and 1 give 1.1)
+    record = read_jsonl(run_dir / "metrics.jsonl")[-1]
+    assert 1 / record["weight/bc"] + 1 / record["weight/res"] == pytest.approx(2.0, rel=1e-4)
+    # a name nobody declared is refused with the declared ones listed
+    result = run_cli(["pde=poisson", "arch.name=resnet"], tmp_path, env=env)
+    assert result.returncode == 2 and "arch.name must be one of mlp, modified_mlp, pirate, residual_mlp" in result.stderr
 
 
 def test_folder_names_say_what_ran():

@@ -78,10 +78,24 @@ def scale_outputs(model: Model, factors: Mapping[int, float], output_dim: int, d
     return Model(model.init, apply, fit_output)
 
 
+def architectures() -> tuple[str, ...]:
+    """pinnrun's architectures and those installed packages declare (entry points ``pinnrun.archs``)."""
+    from pinnrun.plugins import ARCH_GROUP, plugin_names
+
+    return ARCHITECTURES + tuple(n for n in plugin_names(ARCH_GROUP) if n not in ARCHITECTURES)
+
+
 def _build_network(cfg, *, input_dim, output_dim, periodic_axes, input_scale, dtype) -> Model:
     name = cfg.get("name", "mlp")
     if name not in ARCHITECTURES:
-        raise ValueError(f"model.name must be one of {list(ARCHITECTURES)}, got {name!r}")
+        if name not in architectures():
+            raise ValueError(f"model.name must be one of {list(architectures())}, got {name!r}")
+        from pinnrun.plugins import ARCH_GROUP, load_plugin
+
+        axes = check_periodic_axes(periodic_axes, int(input_dim)) if cfg.get("periodic", False) else {}
+        fourier = parse_fourier(cfg.get("fourier"), default_dim=max(positive_int(cfg, "width", 128) // 2, 1))
+        embedding = Embedding(int(input_dim), axes, fourier, input_scale)
+        return load_plugin(ARCH_GROUP, name)(cfg, input_dim=int(input_dim), output_dim=int(output_dim), embedding=embedding, dtype=dtype)
     if isinstance(input_dim, bool) or int(input_dim) <= 0:
         raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
     if isinstance(output_dim, bool) or int(output_dim) <= 0:
