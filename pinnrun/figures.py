@@ -237,7 +237,7 @@ def write_run_outputs(run_dir: Path, reference: Reference, evaluation: Evaluatio
     if make_figures:
         from pinnrun.plot import plot_training
 
-        images["training"] = plot_training(run_dir)
+        images["training"] = plot_training(run_dir, summary=summary)
         for sink in sinks:
             if hasattr(sink, "log_images"):
                 sink.log_images(images, step=summary.get("steps"))

@@ -39,7 +39,9 @@ def series(records: list[dict], prefixes: tuple[str, ...]) -> dict[str, tuple[li
     return out
 
 
-def plot_training(run_dir: Path, output: Path | None = None) -> Path:
+def plot_training(run_dir: Path, output: Path | None = None, summary: dict | None = None) -> Path:
+    """training.png of a run; ``summary`` (default: the run's summary.json) gives a time-marched
+    run's final errors over the whole horizon."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -47,8 +49,20 @@ def plot_training(run_dir: Path, output: Path | None = None) -> Path:
 
     run_dir = Path(run_dir)
     records = read_metrics(run_dir / "metrics.jsonl")
+    summary = summary if summary is not None else _summary(run_dir)
+    # Time-marching: each evaluation during a window measures that window's part of the horizon;
+    # the windows' ends are marked (dotted) and the final errors over the whole horizon drawn as stars.
+    starts = [a["step"] for a, r in zip(records, records[1:]) if "window" in r and r.get("window") != a.get("window")]
     fig, axes = plt.subplots(2, 3, figsize=(17, 8))
     for ax, (title, prefixes, scale, ylabel) in zip(axes.flat, PANELS):
+        for step in starts:
+            ax.axvline(step, color="0.5", linestyle=":", linewidth=1.0)
+        if prefixes == ("rel_l2/",) and starts:
+            title = "relative L2 error of each window's part; stars: whole horizon"
+            last = records[-1]["step"] if records else 0
+            for i, (name, value) in enumerate(sorted((summary or {}).get("final_rel_l2", {}).items())):
+                ax.plot([last], [value], marker="*", markersize=12, color=f"C{i % 10}", linestyle="none",
+                        label=f"{name}, whole horizon")
         curves = series(records, prefixes)
         for i, (key, (steps, values)) in enumerate(sorted(curves.items())):
             positive = scale != "log" or all(v > 0 for v in values)
@@ -113,6 +127,16 @@ def plot_comparison(run_dirs: list[Path], output: Path) -> Path:
     fig.savefig(output, dpi=100)
     plt.close(fig)
     return output
+
+
+def _summary(run_dir: Path) -> dict | None:
+    import json
+
+    path = Path(run_dir) / "summary.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

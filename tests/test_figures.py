@@ -53,3 +53,15 @@ def test_every_figure_is_written_and_drawn(tmp_path, space):
     assert set(written) == expected
     assert all(drawn(path) for path in written.values())
     assert (tmp_path / "error_vs_t.npz").is_file()
+
+
+def test_training_figure_of_a_time_marched_run_marks_windows_and_the_whole_horizon(tmp_path):
+    import json
+
+    from pinnrun.plot import plot_training
+
+    records = [{"step": s, "window": 0 if s <= 20 else 1, "loss": 1.0 / s, "loss/res": 0.5 / s, "lr": 1e-3,
+                "causal/mean_w": 0.5, "weight/res": 1.0, **({"rel_l2/u": 0.1 * s} if s % 20 == 0 else {})} for s in range(10, 50, 10)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    path = plot_training(tmp_path, summary={"final_rel_l2": {"u": 0.3}, "time_windows": 2})
+    assert path == tmp_path / "training.png" and drawn(path)
