@@ -143,6 +143,8 @@ def test_time_marching_run_and_resume_across_windows(tmp_path, setup, monkeypatc
     summary = json.loads((reference / "summary.json").read_text())
     horizon = HORIZON.get(id(setup), 1.0)
     assert summary["time_windows"] == 2 and summary["steps"] == 60 and summary["domain"]["t"] == [0.0, horizon]
+    # every key a single run's summary has (one code path writes both)
+    assert {"steps_executed", "resumed_from_step", "final_loss", "rollbacks", "wall_seconds", "segments", "totals"} <= set(summary)
     records = read_jsonl(reference / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(10, 61, 10))
     assert [r["window"] for r in records] == [0] * 3 + [1] * 3

@@ -54,6 +54,12 @@ def test_a_pde_from_a_search_path_folder_trains_evaluates_and_reports(tmp_path):
     assert summary["pde"] == "poisson" and summary["optimizer"] == "soap"
     assert summary["reference"]["solver"] == "exact formula" and 0 < summary["final_rel_l2"]["u"] < 2
     assert summary["run"] == {"name": None, "tags": []}
+    # a resume from that folder, whose name came from overrides with brackets and commas (sanitised:
+    # Orbax cannot restore from such a path)
+    result = run_cli([f"resume={run_dir}", "train.steps=40"], tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from the checkpoint at step 30" in result.stdout
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 40
     from pinnrun.report import make_report
 
     make_report([tmp_path / "outputs"])
@@ -101,6 +107,10 @@ def test_an_installed_package_adds_its_configs_by_entry_point(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["pde"] == "poisson" and summary["run"] == {"name": "entry point run", "tags": ["plugin"]}
     assert summary["arch"] == "residual_mlp"
+    from pinnrun.report import make_report
+
+    make_report([tmp_path / "outputs"])
+    assert "poisson" in (tmp_path / "outputs" / "report.md").read_text()
     with np.load(run_dir / "params.npz") as params:
         assert "lift/kernel" in params.files or any(k.startswith("lift/") for k in params.files)
     # the package's weights, w_k = mean_j ||g_j|| / ||g_k|| with momentum 0: sum_k 1 / w_k = K (= 2 here;
