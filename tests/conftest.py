@@ -47,6 +47,23 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
     )
 
 
+def line_search_step(optimizer, fn):
+    """A jitted step ``(params, state) -> (params, state)`` of an optax optimizer whose update takes
+    ``value``, ``grad`` and ``value_fn`` (one with a line search), on the objective ``fn``."""
+    import jax
+    import optax
+
+    value_and_grad = optax.value_and_grad_from_state(fn)
+
+    @jax.jit
+    def step(params, state):
+        value, grad = value_and_grad(params, state=state)
+        updates, state = optimizer.update(grad, state, params, value=value, grad=grad, value_fn=fn)
+        return optax.apply_updates(params, updates), state
+
+    return step
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 

@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import QUICK, read_jsonl
+from conftest import QUICK, line_search_step, read_jsonl
 from pinnrun.optim.factory import build_optimizer
 from pinnrun.phases import make_lbfgs
 from pinnrun.stages import plan_stages
@@ -23,13 +23,7 @@ def test_lbfgs_converges_on_rosenbrock():
     optimizer = make_lbfgs(memory_size=10, max_linesearch_steps=30)
     params = jnp.array([-1.2, 1.0])
     state = optimizer.init(params)
-    value_and_grad = optax.value_and_grad_from_state(rosenbrock)
-
-    @jax.jit
-    def step(params, state):
-        value, grad = value_and_grad(params, state=state)
-        updates, state = optimizer.update(grad, state, params, value=value, grad=grad, value_fn=rosenbrock)
-        return optax.apply_updates(params, updates), state
+    step = line_search_step(optimizer, rosenbrock)
 
     for _ in range(100):
         params, state = step(params, state)

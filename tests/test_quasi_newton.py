@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import line_search_step
 from pinnrun.optim.quasi_newton import VARIANTS, scale_by_quasi_newton, scaling
 
 
@@ -45,13 +46,7 @@ def test_rosenbrock_from_the_standard_start_with_the_zoom_line_search(x64, varia
     opt = optax.chain(scale_by_quasi_newton(variant), optax.scale_by_zoom_linesearch(max_linesearch_steps=40, initial_guess_strategy="one"))
     params = {"xy": jnp.array([-1.2, 1.0])}
     state = opt.init(params)
-    value_and_grad = optax.value_and_grad_from_state(rosenbrock)
-
-    @jax.jit
-    def step(params, state):
-        value, grad = value_and_grad(params, state=state)
-        updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=rosenbrock)
-        return optax.apply_updates(params, updates), state
+    step = line_search_step(opt, rosenbrock)
 
     reached = None
     for i in range(60):
