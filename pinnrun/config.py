@@ -196,9 +196,9 @@ def validate_optim(cfg: Mapping) -> None:
 
 
 def validate_weighting(cfg: Mapping) -> None:
-    from pinnrun.plugins import WEIGHTING_GROUP, plugin_names
+    from pinnrun.plugins import WEIGHTING_GROUP, with_plugin_names
 
-    check_choice(cfg, "weighting.name", WEIGHTINGS + tuple(n for n in plugin_names(WEIGHTING_GROUP) if n not in WEIGHTINGS))
+    check_choice(cfg, "weighting.name", with_plugin_names(WEIGHTINGS, WEIGHTING_GROUP))
     check_int(cfg, "weighting.update_every", 1)
     check_float(cfg, "weighting.momentum", 0.0, 1.0)
     check_bool(cfg, "weighting.causal")

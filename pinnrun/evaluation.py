@@ -65,10 +65,15 @@ def chunked_outputs(pde: PDE, apply: Callable) -> Callable:
     return jax.jit(lambda params, chunks: jax.lax.map(lambda c: jax.vmap(lambda z: at_point(params, z))(c), chunks))
 
 
-def window_of(t: np.ndarray, edges, dtype) -> np.ndarray:
-    """The time window of each time: k with t_k <= t < t_{k+1} (the last window also t = T), compared
-    in ``dtype`` as the network sees t."""
-    return np.searchsorted(np.asarray(edges[1:-1]).astype(dtype), np.asarray(t).astype(dtype), side="right")
+def group_indices(points: np.ndarray, time_axis: int | None, edges, dtype) -> list[np.ndarray]:
+    """The point indices of each group: all points without ``edges``; with time-window edges, group k
+    holds the points with t_k <= t < t_{k+1} (the last window also t = T), t compared in ``dtype``
+    as the network sees it."""
+    if edges is None:
+        return [np.arange(len(points))]
+    t = np.asarray(points[:, time_axis]).astype(dtype)
+    window = np.searchsorted(np.asarray(edges[1:-1]).astype(dtype), t, side="right")
+    return [np.nonzero(window == k)[0] for k in range(len(edges) - 1)]
 
 
 class Evaluator:
@@ -91,11 +96,7 @@ class Evaluator:
         t_k <= t < t_{k+1} (the last window also t = T), padded to a common number of chunks."""
         key = (None if edges is None else tuple(edges), jnp.dtype(dtype).name)
         if key not in self._uploaded:
-            if edges is None:
-                indices = [np.arange(len(self.points))]
-            else:
-                window = window_of(self.points[:, self.pde.time_axis], edges, dtype)
-                indices = [np.nonzero(window == k)[0] for k in range(len(edges) - 1)]
+            indices = group_indices(self.points, self.pde.time_axis, edges, dtype)
             bs = self.batch_size
             chunks = max(-(-max(len(i), 1) // bs) for i in indices)
             data = np.empty((len(indices), chunks * bs, self.points.shape[1]), np.float64)

@@ -56,8 +56,9 @@ def window_edges_of(summary: dict[str, Any] | None) -> np.ndarray | None:
     """The time-window edges of a time-marched run, from its summary (None otherwise)."""
     if not summary or int(summary.get("time_windows") or 1) < 2 or "t" not in (summary.get("domain") or {}):
         return None
-    t0, t1 = summary["domain"]["t"]
-    return np.linspace(t0, t1, int(summary["time_windows"]) + 1)
+    from pinnrun.marching import window_edges
+
+    return window_edges(*summary["domain"]["t"], int(summary["time_windows"]))
 
 
 def plot_solution(reference: Reference, evaluation: Evaluation, path: Path, title: str = "",
@@ -151,8 +152,10 @@ def plot_error_vs_time(times: np.ndarray, evaluation: Evaluation, path: Path, ti
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    from pinnrun.plot import LINE_STYLES
+
     for i, (name, err) in enumerate(evaluation.rel_l2_vs_t.items()):
-        ax.semilogy(times, err, label=name, linestyle=("-", "--", "-.", ":")[i % 4])
+        ax.semilogy(times, err, label=name, linestyle=LINE_STYLES[i % len(LINE_STYLES)])
     for edge in ([] if edges is None else edges[1:-1]):
         ax.axvline(edge, color="k", linestyle="--", linewidth=0.8, alpha=0.5)
     ax.set_xlabel("t")

@@ -52,12 +52,12 @@ def plot_training(run_dir: Path, output: Path | None = None, summary: dict | Non
     summary = summary if summary is not None else _summary(run_dir)
     # Time-marching: each evaluation during a window measures that window's part of the horizon;
     # the windows' ends are marked (dotted) and the final errors over the whole horizon drawn as stars.
-    starts = [a["step"] for a, r in zip(records, records[1:]) if "window" in r and r.get("window") != a.get("window")]
+    window_ends = [a["step"] for a, r in zip(records, records[1:]) if "window" in r and r.get("window") != a.get("window")]
     fig, axes = plt.subplots(2, 3, figsize=(17, 8))
     for ax, (title, prefixes, scale, ylabel) in zip(axes.flat, PANELS):
-        for step in starts:
+        for step in window_ends:
             ax.axvline(step, color="0.5", linestyle=":", linewidth=1.0)
-        if prefixes == ("rel_l2/",) and starts:
+        if prefixes == ("rel_l2/",) and window_ends:
             title = "relative L2 error of each window's part; stars: whole horizon"
             last = records[-1]["step"] if records else 0
             for i, (name, value) in enumerate(sorted((summary or {}).get("final_rel_l2", {}).items())):
@@ -106,10 +106,9 @@ def plot_comparison(run_dirs: list[Path], output: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
-    styles = ("-", "--", "-.", ":")
     for i, run_dir in enumerate(run_dirs):
         records = read_metrics(Path(run_dir) / "metrics.jsonl")
-        style = {"linestyle": styles[i % len(styles)], "color": f"C{i % 10}", "label": Path(run_dir).name}  # equal lines stay visible
+        style = {"linestyle": LINE_STYLES[i % len(LINE_STYLES)], "color": f"C{i % 10}", "label": Path(run_dir).name}
         loss = [(r["step"], r["loss"]) for r in records if isinstance(r.get("loss"), (int, float)) and r["loss"] > 0]
         if loss:
             axes[0].plot(*zip(*loss), **style)

@@ -45,9 +45,14 @@ def plugin_names(group: str) -> tuple[str, ...]:
     return tuple(sorted({ep.name for ep in entry_points(group=group)}))
 
 
+def with_plugin_names(builtin: tuple[str, ...], group: str) -> tuple[str, ...]:
+    """pinnrun's own names, then those declared in ``group`` that are not among them."""
+    return builtin + tuple(n for n in plugin_names(group) if n not in builtin)
+
+
 def load_plugin(group: str, name: str):
     """The object an entry point of ``group`` named ``name`` points to (imported now)."""
-    (ep,) = [ep for ep in entry_points(group=group) if ep.name == name][:1] or [None]
+    ep = next((ep for ep in entry_points(group=group) if ep.name == name), None)
     if ep is None:
         raise ValueError(f"no {group} entry point named {name!r}; declared: {', '.join(plugin_names(group)) or 'none'}")
     return ep.load()

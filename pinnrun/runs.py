@@ -69,7 +69,7 @@ class Run:
             return self._predict(points, batch_size)
 
     def _predict(self, points, batch_size):
-        from pinnrun.evaluation import chunked_outputs, window_of
+        from pinnrun.evaluation import chunked_outputs, group_indices
 
         points = np.asarray(points, np.float64)
         if points.ndim != 2 or points.shape[1] != self.pde.input_dim:
@@ -77,11 +77,8 @@ class Run:
         if self._outputs is None:
             self._outputs = chunked_outputs(self.pde, self.model.apply)
         bs = min(int(batch_size or self.config["train"]["eval_batch_size"]), max(len(points), 1))
-        window = (np.zeros(len(points), int) if self.edges is None
-                  else window_of(points[:, self.pde.time_axis], self.edges, self.dtype))
         out = np.empty((len(points), len(self.field_names)), np.float64)
-        for k, params in enumerate(self.params):
-            index = np.nonzero(window == k)[0]
+        for index, params in zip(group_indices(points, self.pde.time_axis, self.edges, self.dtype), self.params):
             if not len(index):
                 continue
             chunks = -(-len(index) // bs)

@@ -152,19 +152,23 @@ def param_name(path) -> str:
     return jax.tree_util.keystr(path, simple=True, separator="/")
 
 
-def save_params(params, path: Path, windows=None, edges=None) -> None:
-    """Parameters as an .npz keyed by plain names (``hidden/0/bias``; readable without pinnrun).
-    A time-marched run's file holds every window's network, ``window_<k>/hidden/0/bias``, and the
-    window edges in t (``window_edges``); ``params`` is then None and ``windows`` the list."""
-    if windows is None:
-        flat = {param_name(p): np.asarray(v) for p, v in jax.tree_util.tree_leaves_with_path(params)}
-    else:
-        flat = {f"window_{k}/{param_name(p)}": np.asarray(v)
-                for k, w in enumerate(windows) for p, v in jax.tree_util.tree_leaves_with_path(w)}
-        flat["window_edges"] = np.asarray(edges, np.float64)
+def _write_npz(flat: dict[str, np.ndarray], path: Path) -> None:
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **flat)
     tmp.replace(path)
+
+
+def save_params(params, path: Path) -> None:
+    """Parameters as an .npz keyed by plain names (``hidden/0/bias``; readable without pinnrun)."""
+    _write_npz({param_name(p): np.asarray(v) for p, v in jax.tree_util.tree_leaves_with_path(params)}, path)
+
+
+def save_window_params(windows: list, edges, path: Path) -> None:
+    """A time-marched run's networks in one .npz: ``window_<k>/hidden/0/bias`` for each window k and
+    the window edges in t (``window_edges``)."""
+    flat = {f"window_{k}/{param_name(p)}": np.asarray(v)
+            for k, w in enumerate(windows) for p, v in jax.tree_util.tree_leaves_with_path(w)}
+    _write_npz({**flat, "window_edges": np.asarray(edges, np.float64)}, path)
 
 
 def load_params(path: Path, like, prefix: str = ""):
@@ -611,8 +615,8 @@ class Trainer:
             dtype = self.dtype(last)
             edges = window_edges(*self.pde(last).bounds["t"], self.windows)
             start = time.perf_counter()
-            params = [self.window_params[k] for k in range(self.windows)]
-            evaluation = self.evaluator(None)(self.c.model_for(dtype).apply, params, dtype, edges=edges)
+            windows = [self.window_params[k] for k in range(self.windows)]
+            evaluation = self.evaluator(None)(self.c.model_for(dtype).apply, windows, dtype, edges=edges)
             self.eval_seconds += time.perf_counter() - start
             self.best = dict(evaluation.rel_l2)
         else:
@@ -652,8 +656,7 @@ class Trainer:
             if last.window is None:
                 save_params(state.params, self.run_dir / "params.npz")
             else:  # time-marching: every window's network (also in windows/, one file each)
-                save_params(None, self.run_dir / "params.npz", windows=[self.window_params[k] for k in range(self.windows)],
-                            edges=window_edges(*self.pde(last).bounds["t"], self.windows))
+                save_window_params(windows, edges, self.run_dir / "params.npz")
             with self.reported("wrote the summary, figures and final parameters"):
                 write_run_outputs(self.run_dir, self.evaluator(None).reference, evaluation, summary, self.train_cfg["figures"], self.sinks,
                                   signed=tuple(self.pde(last).signed_fields))

@@ -80,48 +80,43 @@ def scale_outputs(model: Model, factors: Mapping[int, float], output_dim: int, d
 
 def architectures() -> tuple[str, ...]:
     """pinnrun's architectures and those installed packages declare (entry points ``pinnrun.archs``)."""
-    from pinnrun.plugins import ARCH_GROUP, plugin_names
+    from pinnrun.plugins import ARCH_GROUP, with_plugin_names
 
-    return ARCHITECTURES + tuple(n for n in plugin_names(ARCH_GROUP) if n not in ARCHITECTURES)
+    return with_plugin_names(ARCHITECTURES, ARCH_GROUP)
 
 
 def _build_network(cfg, *, input_dim, output_dim, periodic_axes, input_scale, dtype) -> Model:
     name = cfg.get("name", "mlp")
-    if name not in ARCHITECTURES:
-        if name not in architectures():
-            raise ValueError(f"model.name must be one of {list(architectures())}, got {name!r}")
-        from pinnrun.plugins import ARCH_GROUP, load_plugin
-
-        axes = check_periodic_axes(periodic_axes, int(input_dim)) if cfg.get("periodic", False) else {}
-        fourier = parse_fourier(cfg.get("fourier"), default_dim=max(positive_int(cfg, "width", 128) // 2, 1))
-        embedding = Embedding(int(input_dim), axes, fourier, input_scale)
-        return load_plugin(ARCH_GROUP, name)(cfg, input_dim=int(input_dim), output_dim=int(output_dim), embedding=embedding, dtype=dtype)
+    if name not in ARCHITECTURES and name not in architectures():
+        raise ValueError(f"model.name must be one of {list(architectures())}, got {name!r}")
     if isinstance(input_dim, bool) or int(input_dim) <= 0:
         raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
     if isinstance(output_dim, bool) or int(output_dim) <= 0:
         raise ValueError(f"output_dim must be a positive integer, got {output_dim!r}")
     input_dim, output_dim = int(input_dim), int(output_dim)
 
-    act = get_activation(cfg.get("activation", "tanh"))
     width = positive_int(cfg, "width", 128)
-    rwf = parse_rwf(cfg.get("rwf"))
     axes = check_periodic_axes(periodic_axes, input_dim) if cfg.get("periodic", False) else {}
+    fourier = parse_fourier(cfg.get("fourier"), default_dim=max(width // 2, 1))
+    embedding = Embedding(input_dim, axes, fourier, input_scale)
+    if name not in ARCHITECTURES:   # an installed package's (pinnrun.plugins)
+        from pinnrun.plugins import ARCH_GROUP, load_plugin
 
+        return load_plugin(ARCH_GROUP, name)(cfg, input_dim=input_dim, output_dim=output_dim, embedding=embedding, dtype=dtype)
+
+    act = get_activation(cfg.get("activation", "tanh"))
+    rwf = parse_rwf(cfg.get("rwf"))
     if name == "pirate":
         from .pirate import build_pirate
 
         blocks_key = "num_blocks" if cfg.get("num_blocks") is not None else "depth"
         num_blocks = positive_int(cfg, blocks_key, 3)
-        fourier = parse_fourier(cfg.get("fourier"), default_dim=max(width // 2, 1))
-        embedding = Embedding(input_dim, axes, fourier, input_scale)
         return build_pirate(
             input_dim=input_dim, output_dim=output_dim, width=width, num_blocks=num_blocks,
             act=act, embedding=embedding, rwf=rwf, dtype=dtype,
         )
 
     depth = positive_int(cfg, "depth", 4)
-    fourier = parse_fourier(cfg.get("fourier"), default_dim=max(width // 2, 1))
-    embedding = Embedding(input_dim, axes, fourier, input_scale)
     builder = build_mlp if name == "mlp" else build_modified_mlp
     return builder(
         input_dim=input_dim, output_dim=output_dim, width=width, depth=depth,

@@ -166,7 +166,7 @@ DEVICE_CHOICES = ("cpu", "gpu")
 def solver_device() -> jax.Device:
     """The device the solver runs on: the CPU unless ``PINNRUN_REFERENCE_DEVICE=gpu`` (then JAX's
     first GPU).  The result does not depend on it beyond rounding (cuFFT's float64 transforms
-    against the CPU's), so it is no part of the cache key; the provenance records it."""
+    against the CPU's), so it is no part of the cache key; the provenance's solver line names the option."""
     choice = os.environ.get(DEVICE_VARIABLE, "cpu").strip().lower() or "cpu"
     if choice not in DEVICE_CHOICES:
         raise ValueError(f"{DEVICE_VARIABLE}={choice!r} is not allowed; allowed: {', '.join(DEVICE_CHOICES)}")
