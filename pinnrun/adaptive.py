@@ -78,7 +78,7 @@ class AdaptiveWeights:
 
     def due(self, step: int, stage) -> bool:
         """At every update_every steps since the stage's weights were last reset (not in L-BFGS stages)."""
-        return bool(self.interval) and not stage.is_lbfgs and (step - stage.weights_origin) % self.interval == 0
+        return bool(self.interval) and not stage.uses_line_search and (step - stage.weights_origin) % self.interval == 0
 
     def _fn(self, stage, loss: PINNLoss, fixed_points):
         if stage.signature not in self._fns:

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from pinnrun.optim import quasi_newton
 from pinnrun.optim.soap import find_soap_state, precondition_without_momentum
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -329,7 +330,8 @@ def precondition(
     SOAP (a :class:`pinnrun.optim.soap.ScaleBySoapState` in ``opt_state``):
     :func:`pinnrun.optim.soap.precondition_without_momentum`, with the state's own ``b2`` and, for
     ``eps=None``, its own ``eps``. Else Adam (:func:`adam_precondition` with ``b2`` and ``eps``,
-    1e-8 for None), else None.
+    1e-8 for None). A dense quasi-Newton method (:class:`pinnrun.optim.quasi_newton.QuasiNewtonState`):
+    its inverse-Hessian approximation, H g. Else None.
 
     ``batched``: whether every leaf of ``grads`` carries a leading K axis (per-term gradients);
     None = detect from the shapes.
@@ -338,5 +340,11 @@ def precondition(
     if sstate is not None:
         b = _is_batched(grads, sstate.nu) if batched is None else batched
         fn = lambda g: precondition_without_momentum(sstate, g, eps=eps)  # noqa: E731
+        return jax.vmap(fn)(grads) if b else fn(grads)
+    qn = quasi_newton.find_state(opt_state)
+    if qn is not None:
+        flat_size = qn.inverse_hessian.shape[0]
+        b = (sum(leaf.size for leaf in jax.tree.leaves(grads)) != flat_size) if batched is None else batched
+        fn = lambda g: quasi_newton.apply_inverse_hessian(qn, g)  # noqa: E731
         return jax.vmap(fn)(grads) if b else fn(grads)
     return adam_precondition(opt_state, grads, eps=1e-8 if eps is None else eps, b2=b2, batched=batched)

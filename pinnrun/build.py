@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from pinnrun.config import ConfigError
 from pinnrun.losses import CausalConfig, PINNLoss
@@ -178,6 +179,8 @@ def build(cfg: Mapping[str, Any]) -> Components:
     except ValueError as error:
         raise ConfigError(str(error).splitlines()[0]) from None
 
+    check_dense_quasi_newton_size(cfg, stages, model_for(jnp.float32))
+
     def causal_for(problem):
         if not cfg["weighting"]["causal"] or problem.time_axis is None:
             return None
@@ -214,6 +217,33 @@ def build(cfg: Mapping[str, Any]) -> Components:
 
     first_dtype = jnp.float64 if stages[0].precision == "float64" else jnp.float32
     return Components(pde, cached_model, loss_for, weights_for(pde), first_dtype, mesh, stages, pde_for, weights_for)
+
+
+def parameter_count(model) -> int:
+    """The network's number of parameters, from shapes alone (nothing is computed or compiled)."""
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes))
+
+
+def check_dense_quasi_newton_size(cfg: Mapping[str, Any], stages: list[Stage], model) -> None:
+    """A dense quasi-Newton phase keeps an n x n matrix: refuse, before anything compiles, a network
+    with more parameters than the phase's ``max_params``."""
+    from pinnrun.phases import DEFAULT_MAX_PARAMS, DENSE_METHODS
+
+    dense = [s for s in stages if s.optim["name"] in DENSE_METHODS]
+    if not dense:
+        return
+    count = parameter_count(model)
+    for stage in dense:
+        cap = int(stage.optim.get("max_params", DEFAULT_MAX_PARAMS))
+        if count > cap:
+            phases = (cfg["optim"].get("phases") or [])
+            key = f"optim.phases[{phases.index(stage.optim)}]" if stage.optim in phases else "optim"
+            raise ConfigError(
+                f"{key} ({stage.optim['name']}): the network has {count:,} parameters, above the dense quasi-Newton cap of "
+                f"{cap:,} ({key}.max_params; its matrix would hold {count * count:,} numbers): shrink arch.width, "
+                "arch.depth or arch.fourier.dim, or use lbfgs"
+            )
 
 
 def device_mesh(devices: Any):

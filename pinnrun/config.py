@@ -148,20 +148,26 @@ def validate_arch(cfg: Mapping) -> None:
 def validate_optimizer(cfg: Mapping, prefix: str, in_phases: bool = False) -> None:
     """One optimizer config: its name, schedule and its own keyword arguments."""
     from pinnrun.optim.factory import OPTIMIZERS, SCHEDULE_FREE_MODES, allowed_kwargs, optimizer_kwargs
-    from pinnrun.phases import LBFGS_KEYS
+    from pinnrun.phases import LINE_SEARCH_METHODS, RESAMPLE_MODES, line_search_keys
 
-    check_choice(cfg, f"{prefix}.name", (*OPTIMIZERS, "lbfgs"))
+    check_choice(cfg, f"{prefix}.name", (*OPTIMIZERS, *LINE_SEARCH_METHODS))
     node = _get(cfg, prefix)
     phase_keys = ("steps", "precision")
     if in_phases:
         check_int(cfg, f"{prefix}.steps", 1, allow_none=True)
         if node.get("precision") is not None:
             check_choice(cfg, f"{prefix}.precision", PRECISIONS)
-    if node["name"] == "lbfgs":
-        check_keys(cfg, prefix, ("name", *phase_keys, *LBFGS_KEYS))
-        for key in LBFGS_KEYS:
-            if key in node:
+    if node["name"] in LINE_SEARCH_METHODS:
+        keys = line_search_keys(node["name"])
+        check_keys(cfg, prefix, ("name", *phase_keys, *keys))
+        for key in ("memory_size", "resample_every", "max_linesearch_steps", "rad_pool", "max_params"):
+            if key in keys and key in node:
                 check_int(cfg, f"{prefix}.{key}", 1)
+        if "resample" in node:
+            check_choice(cfg, f"{prefix}.resample", RESAMPLE_MODES)
+        for key in ("rad_k", "rad_c", "curvature_eps"):
+            if key in node:
+                check_float(cfg, f"{prefix}.{key}", 0.0)
         return
     check_float(cfg, f"{prefix}.lr", 0.0, exclusive_min=True)
     check_int(cfg, f"{prefix}.warmup_steps", 0)
@@ -217,9 +223,22 @@ def validate_run(cfg: Mapping) -> None:
         raise ConfigError(f"run.tags must be a list of non-empty strings, e.g. run.tags=[baseline,lr-sweep]; got {tags!r}")
 
 
+def pdes_with_budget(budget: str) -> list[str]:
+    """pinnrun's own PDEs whose YAML gives the named budget (``qn``, ``quick``)."""
+    from pathlib import Path
+
+    import pinnrun.conf as conf
+
+    folder = Path(conf.__file__).parent / "pde"
+    return sorted(p.stem for p in folder.glob("*.yaml") if OmegaConf.load(p).get(budget) is not None)
+
+
 def validate(cfg: DictConfig | Mapping) -> dict:
     """Check every group; return the config as a plain, resolved dict."""
     if isinstance(cfg, DictConfig):
+        if "budget" in cfg and OmegaConf.to_container(cfg, resolve=False).get("budget") == "${qn}" and cfg.get("qn") is None:
+            raise ConfigError(f"train=cpu_qn: pde={cfg.pde.get('_target_', '?').rsplit('.', 2)[-2]} has no qn budget (a `qn:` "
+                              f"entry in its YAML); PDEs with one: {', '.join(pdes_with_budget('qn'))}")
         try:
             cfg = OmegaConf.to_container(cfg, resolve=True)
         except Exception as error:  # an interpolation that cannot resolve

@@ -76,8 +76,11 @@ class Stage:
         return self.end - self.start
 
     @property
-    def is_lbfgs(self) -> bool:
-        return self.optim["name"] == "lbfgs"
+    def uses_line_search(self) -> bool:
+        """L-BFGS or a dense quasi-Newton method: a frozen batch, a line search, no learning rate."""
+        from pinnrun.phases import LINE_SEARCH_METHODS
+
+        return self.optim["name"] in LINE_SEARCH_METHODS
 
     @property
     def schedule_offset(self) -> int:
@@ -219,7 +222,7 @@ def learning_rate(stage: Stage, step: int) -> float | None:
     """The scheduled learning rate at a global step (None for line-search stages)."""
     from pinnrun.optim.factory import build_schedule
 
-    if stage.is_lbfgs:
+    if stage.uses_line_search:
         return None
     return float(build_schedule(stage.optim)(step - stage.clock_origin))
 

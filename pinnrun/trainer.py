@@ -272,6 +272,12 @@ class Trainer:
     def dtype(self, stage: Stage):
         return jnp.float64 if stage.precision == "float64" else jnp.float32
 
+    def precision_scope(self, stage: Stage):
+        """JAX's 64-bit mode as the stage's precision needs it: a run with a float64 phase turns it on
+        globally (build.jax_settings), and its float32 stages trace, draw points and compute exactly
+        as a float32-only run does."""
+        return jax.enable_x64(stage.precision == "float64")
+
     def pde(self, stage: Stage):
         return self.c.pde_for(stage.pde)
 
@@ -280,7 +286,11 @@ class Trainer:
 
     def fixed_points(self, stage: Stage):
         """Point sets drawn once per run (from the seed), the same for every stage of one PDE."""
-        return self.cached(("fixed", stage.pde_key, stage.batch_size), lambda: self.loss(stage).fixed_points(self.points_key))
+        def draw():   # in the first stage's precision, whichever stage asks first (a resumed run's)
+            with self.precision_scope(self.stages[0]):
+                return self.loss(stage).fixed_points(self.points_key)
+
+        return self.cached(("fixed", stage.pde_key, stage.batch_size), draw)
 
     def stepper(self, stage: Stage) -> PhaseStepper:
         make = lambda: build_stepper(stage, self.loss(stage), self.fixed_points(stage), self.lr_scale)  # noqa: E731
@@ -431,7 +441,9 @@ class Trainer:
         """
 
         def template(metadata):  # the optimizer state's structure is that of the checkpoint's stage
-            return self.enter_stage(self.stages[int(metadata.get("stage", 0))], state, None, quiet=True)
+            stage = self.stages[int(metadata.get("stage", 0))]
+            with self.precision_scope(stage):
+                return self.enter_stage(stage, state, None, quiet=True)
 
         restored, metadata, step = self.checkpointer.restore(template)
         index = int(metadata.get("stage", 0))
@@ -501,7 +513,8 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         from pinnrun.preemption import PreemptionGuard
 
-        state = self.init_state()
+        with self.precision_scope(self.stages[0]):
+            state = self.init_state()
         index, step, entered = 0, 0, False
         metrics_path = self.run_dir / "metrics.jsonl"
         if self.options.resume and self.checkpointer.latest_step() is not None:
@@ -525,16 +538,18 @@ class Trainer:
         with PreemptionGuard() as guard:
             while index < len(self.stages):
                 stage = self.stages[index]
-                if not entered:
-                    state = self.enter_stage(stage, state, self.stages[index - 1] if index else None)
-                    self.stage_seconds = (index, 0.0, time.perf_counter())
-                state, step, restored = self.run_stage(stage, state, step, guard, wall_start)
-                if restored is not None:  # rolled back: continue in the checkpoint's stage
-                    index, entered = restored, True
-                    continue
-                self.finish_stage(stage, state)
+                with self.precision_scope(stage):
+                    if not entered:
+                        state = self.enter_stage(stage, state, self.stages[index - 1] if index else None)
+                        self.stage_seconds = (index, 0.0, time.perf_counter())
+                    state, step, restored = self.run_stage(stage, state, step, guard, wall_start)
+                    if restored is not None:  # rolled back: continue in the checkpoint's stage
+                        index, entered = restored, True
+                        continue
+                    self.finish_stage(stage, state)
                 index, entered = index + 1, False
-        return self.finish(state, wall_start)
+        with self.precision_scope(self.stages[-1]):
+            return self.finish(state, wall_start)
 
     def run_stage(self, stage: Stage, state: TrainState, step: int, guard, wall_start: float):
         """Steps until the stage's end: (state, step, None), or (state, step, stage index) after a rollback."""
@@ -744,7 +759,7 @@ class Trainer:
 
     def can_roll_back(self, stage: Stage) -> bool:
         limit = int(self.train_cfg.get("max_rollbacks", 3))
-        if self.checkpointer is None or stage.is_lbfgs or self.rollbacks >= limit:
+        if self.checkpointer is None or stage.uses_line_search or self.rollbacks >= limit:
             return False
         self.checkpointer.wait()
         return self.checkpointer.latest_step() is not None

@@ -29,6 +29,15 @@ length along its direction ``d`` (``s = alpha d``), ``h = yHy / ys``, ``b = -alp
   ``rho = min(1, 1 / b)`` and N the number of parameters, ``min(rho sigma^(1/(1-N)), sigma)`` when
   ``theta <= 0``, else ``rho min(sigma^(1/(1-N)), 1 / theta)`` (SSBFGS: ``min(1, 1 / b)``).
 
+Why pinnrun has its own (issue 20 asked to check first): optimistix has BFGS, and the
+``ssbroyden-optimistix`` package adds SSBFGS and SSBroyden to it, but both run as optimistix solvers
+(``optx.minimise``, its own loop over one fixed objective), not as an optax init/update pair that
+pinnrun's jitted ``lax.scan`` step, frozen-batch redraws and Orbax checkpoints can hold; and importing
+``ssbroyden-optimistix`` switches JAX to float64 for the whole process, which would break pinnrun's
+float32 phases beside a float64 one. jinns' second-order optimizers belong to jinns' own training
+loop and equinox models. Each would add dependencies for some 60 lines of algebra, which the tests
+check against hand computations and textbook convergence.
+
 Guards: the update is skipped (H kept) when the curvature condition fails (``ys <= eps |s| |y|``)
 or anything is not finite; ``state.skipped`` counts the skips.
 """
@@ -114,3 +123,28 @@ def scale_by_quasi_newton(variant: str = "bfgs", curvature_eps: float = 1e-10) -
         return unravel(direction), new_state
 
     return optax.GradientTransformationExtraArgs(init, update)
+
+
+def restart_pairs(state: QuasiNewtonState) -> QuasiNewtonState:
+    """Keep ``H`` but make no update from the next call's pair: after the objective changed (a new
+    collocation batch), the gradient change ``y`` would mix two objectives. The self-scaling goes on
+    as after its first update."""
+    return state._replace(count=jnp.zeros_like(state.count))
+
+
+def find_state(tree) -> QuasiNewtonState | None:
+    """The first ``QuasiNewtonState`` inside an optimizer state (a chain's tuple, a phase's wrapper)."""
+    if isinstance(tree, QuasiNewtonState):
+        return tree
+    if isinstance(tree, (tuple, list)):
+        for item in tree:
+            found = find_state(item)
+            if found is not None:
+                return found
+    return None
+
+
+def apply_inverse_hessian(state: QuasiNewtonState, grads):
+    """``H g`` for a gradient pytree like the parameters (the method's preconditioned gradient)."""
+    flat, unravel = ravel_pytree(grads)
+    return unravel(state.inverse_hessian @ flat.astype(state.inverse_hessian.dtype))
