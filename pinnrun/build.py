@@ -172,14 +172,14 @@ def build(cfg: Mapping[str, Any]) -> Components:
         return weights
 
     try:
-        model_for(jnp.float32)  # surfaces a bad architecture setting now, as a config error
+        float32_model = model_for(jnp.float32)  # surfaces a bad architecture setting now, as a config error
         for stage in stages:
             weights_for(pde_for(stage.pde))
             pde_for(stage.pde).check_points()
     except ValueError as error:
         raise ConfigError(str(error).splitlines()[0]) from None
 
-    check_dense_quasi_newton_size(cfg, stages, model_for(jnp.float32))
+    check_dense_quasi_newton_size(cfg, stages, float32_model)
 
     def causal_for(problem):
         if not cfg["weighting"]["causal"] or problem.time_axis is None:
