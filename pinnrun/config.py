@@ -6,7 +6,7 @@ Each check names the dotted key, the allowed values and what it got. ``validate(
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -90,11 +90,31 @@ def check_keys(cfg: Mapping, key: str, allowed) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+def check_window_steps(cfg: Mapping) -> None:
+    """``train.window_steps``: null, or one step count (an integer >= 1) per time window."""
+    listed = cfg["train"].get("window_steps")   # absent from configs stored before it existed
+    if listed is None:
+        return
+    windows = cfg["train"]["time_windows"]
+    if isinstance(listed, (str, bytes, Mapping)) or not isinstance(listed, Sequence):
+        raise ConfigError(f"train.window_steps must be null or a list of {windows} step counts (one per time window); got {listed!r}")
+    if len(listed) != windows:
+        raise ConfigError(f"train.window_steps must list one step count per time window: {windows} "
+                          f"(train.time_windows); got {len(listed)}")
+    for k, n in enumerate(listed):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"train.window_steps[{k}] must be an integer >= 1; got {n!r}")
+    if cfg.get("stages"):
+        raise ConfigError("train.window_steps: a curriculum (stages:) gives each stage its steps; "
+                          "use train.window_steps only without stages (set stages=none)")
+
+
 def validate_train(cfg: Mapping) -> None:
     check_int(cfg, "train.steps", 1)
     check_int(cfg, "train.batch_size", 1)
     check_int(cfg, "train.seed", 0)
     check_int(cfg, "train.time_windows", 1)
+    check_window_steps(cfg)
     devices = _get(cfg, "train.devices")
     if devices != "auto" and (isinstance(devices, bool) or not isinstance(devices, int) or devices < 1):
         raise ConfigError(f"train.devices must be auto or an integer >= 1; got {devices!r}")

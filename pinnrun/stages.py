@@ -14,7 +14,8 @@ compose, outermost first:
   and loss weights carry over, each optimizer starts its own state and schedule.
 
 ``steps`` of an entry (or ``train.steps`` without entries) count per window and are split among the
-phases. ``plan_stages`` flattens all of this into one list with global step ranges; the trainer runs
+phases; ``train.window_steps`` (a list, one count per window) gives each window its own instead, for
+problems whose first window holds a fast transient and whose later ones change slowly. ``plan_stages`` flattens all of this into one list with global step ranges; the trainer runs
 it and recomputes its position from any restored checkpoint (the stage index is in its metadata).
 """
 
@@ -166,15 +167,20 @@ def optimizer_identity(optim: Mapping[str, Any], precision: str) -> dict[str, An
 def plan_stages(cfg: Mapping[str, Any], time_bounds) -> list[Stage]:
     """The run's stages in order. ``time_bounds(pde_cfg) -> (t0, T)`` gives an entry's horizon."""
     windows = int(cfg["train"]["time_windows"])
+    window_steps = cfg["train"].get("window_steps")
     stages: list[Stage] = []
     start = 0
     for e, entry in enumerate(entries_of(cfg)):
         phases = phase_configs(entry["optim"])
         key = "optim.phases" if len(phases) > 1 else "optim"
         total_key = f"stages.{e}.steps" if cfg.get("stages") else "train.steps"
-        phase_steps = split_steps(phases, entry["steps"], key, total_key) if len(phases) > 1 else [entry["steps"]]
         edges = window_edges(*time_bounds(entry["pde"]), windows) if windows > 1 else None
         for k in range(windows):
+            if window_steps:   # a step count of its own for each window (train.window_steps)
+                window_total, window_key = int(window_steps[k]), f"train.window_steps[{k}]"
+            else:
+                window_total, window_key = entry["steps"], total_key
+            phase_steps = split_steps(phases, window_total, key, window_key) if len(phases) > 1 else [window_total]
             for j, (phase, n) in enumerate(zip(phases, phase_steps)):
                 if not stages:
                     carry = Carry(params=False, weights=False)

@@ -199,7 +199,9 @@ def test_recipes_and_quick_budgets(name):
         assert pde.default_weights() == {"ic_u": 100.0, "ic_v": 100.0, "res_u": 1.0, "res_v": 1.0}
     else:  # in 8 windows of 0.05; both budgets feed the network t / (window length)
         assert quick["train"]["time_windows"] == 8 and quick["weighting"]["name"] == "fixed"
-        assert build_pde(quick["pde"]).default_weights() == {"ic_u": 100.0, "ic_v": 100.0, "res_u": 1.0, "res_v": 1.0}
+        assert build_pde(quick["pde"]).default_weights() == {"ic_u": 1000.0, "ic_v": 1000.0, "res_u": 1.0, "res_v": 1.0}
+        # the first window (the fast transient) gets twice the steps of each later one
+        assert quick["train"]["window_steps"] == [6000] + [3000] * 7 and recipe["train"]["window_steps"] is None
         for budget in (recipe, quick):
             length = budget["pde"]["t_max"] / budget["train"]["time_windows"]
             assert budget["arch"]["input_scale"]["t"] * length == pytest.approx(1.0)

@@ -80,6 +80,23 @@ def test_a_curriculum_of_time_windows_with_two_phases_each():
     assert stages[2].clock_origin == 30 and stages[2].weights_origin == 30 and stages[1].weights_origin == 0
 
 
+def test_each_time_window_may_have_its_own_step_count():
+    cfg = {
+        "train": {"steps": 30, "batch_size": 8, "time_windows": 3, "window_steps": [40, 15, 12], "precision": "float32"},
+        "optim": {"name": "phased", "phases": [{"name": "soap", "steps": None, "lr": 1e-3}, {"name": "lbfgs", "steps": 10}]},
+        "pde": {"t_max": 0.3},
+    }
+    stages = plan_stages(cfg, lambda pde: (0.0, pde["t_max"]))
+    assert [(s.name, s.start, s.end) for s in stages] == [
+        ("window_0/soap", 0, 30), ("window_0/lbfgs", 30, 40), ("window_1/soap", 40, 45), ("window_1/lbfgs", 45, 55),
+        ("window_2/soap", 55, 57), ("window_2/lbfgs", 57, 67),
+    ]
+    assert [s.clock_origin for s in stages[::2]] == [0, 40, 55]   # every window restarts its schedule
+    cfg["train"]["window_steps"] = [40, 15, 10]   # the fixed L-BFGS phase leaves nothing to SOAP in window 2
+    with pytest.raises(ConfigError, match=r"set train.window_steps\[2\] to more than 10"):
+        plan_stages(cfg, lambda pde: (0.0, pde["t_max"]))
+
+
 def test_carrying_the_learning_rate_clock_shifts_the_schedule():
     cfg = {
         "train": {"steps": 20, "batch_size": 8, "time_windows": 1, "precision": "float32"},
@@ -106,6 +123,10 @@ def test_carrying_the_learning_rate_clock_shifts_the_schedule():
         ({"stages": [{"steps": 20, "pde": {"_target_": "x"}}]}, "stages[0].pde._target_"),
         ({"stages": []}, "stages must be null or a non-empty list"),
         ({"optim": {"schedule_free": "maybe"}}, "optim.schedule_free must be one of false, true"),
+        ({"train": {"time_windows": 2, "window_steps": [10]}}, "train.window_steps must list one step count per time window: 2"),
+        ({"train": {"time_windows": 2, "window_steps": [10, 0]}}, "train.window_steps[1] must be an integer >= 1; got 0"),
+        ({"train": {"time_windows": 2, "window_steps": 10}}, "train.window_steps must be null or a list of 2 step counts"),
+        ({"train": {"time_windows": 1, "window_steps": [10]}, "stages": [{"steps": 20}]}, "train.window_steps: a curriculum"),
     ],
 )
 def test_bad_stages_are_one_line_config_errors(change, fragment):
@@ -183,15 +204,16 @@ def test_a_schedule_free_curriculum_resumes_bit_for_bit_after_a_kill_in_its_seco
 
 
 def test_time_marching_compiles_once_and_hands_each_window_the_previous_network(tmp_path):
-    # KdV's quick budget (4 windows, its network, batch and causal weights), 10 steps per window.
+    # KdV's quick budget (4 windows, its network, batch and causal weights), 10 steps per window but the last.
     quick = ["train.steps=10", "train.log_every=10", "train.eval_every=10", "train.figures=false",
              "train.alignment_every=0", "train.progress=none", "checkpoint.every=0"]
-    cfg = composed("pde=kdv", "train=cpu_quick", *quick)
+    # The last window takes 20 steps of its own (train.window_steps).
+    cfg = composed("pde=kdv", "train=cpu_quick", *quick, "train.window_steps=[10,10,10,20]")
     trainer, summary = train_in_process(cfg, tmp_path)
-    assert summary["compilations"] == 1 and summary["time_windows"] == 4 and summary["steps"] == 40
+    assert summary["compilations"] == 1 and summary["time_windows"] == 4 and summary["steps"] == 50
     assert [s["name"] for s in summary["stages"]] == ["window_0", "window_1", "window_2", "window_3"]
     records = read_jsonl(tmp_path / "metrics.jsonl")
-    assert [(r["step"], r["window"]) for r in records] == [(10, 0), (20, 1), (30, 2), (40, 3)]
+    assert [(r["step"], r["window"]) for r in records] == [(10, 0), (20, 1), (30, 2), (40, 3), (50, 3)]
     # Window 1's initial-condition targets are window 0's network at t = 1/4 on the x-grid, evaluated
     # once (what the old per-step closure computed), to a few float32 ulp.
     first, second = trainer.stages[:2]
