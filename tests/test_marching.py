@@ -193,3 +193,33 @@ def test_time_marching_run_and_resume_across_windows(tmp_path, setup, monkeypatc
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
     with pytest.raises(Exception, match="time-marched"):
         load_run(killed, which="best")
+    if setup is GL_QUICK:
+        check_window_error_budget(killed, run)
+
+
+def check_window_error_budget(run_dir, run):
+    """scripts/window_error_budget.py on a two-window Ginzburg-Landau run: its totals are the run's own
+    errors at the window ends, window 0's handover its error at t = 0, and total <= local + inherited."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "window_error_budget.py"
+    spec = importlib.util.spec_from_file_location("window_error_budget", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows = script.error_budget(run_dir)
+    assert [(r["window"], r["field"]) for r in rows] == [(k, f) for k in (0, 1) for f in ("u", "v", "abs_A")]
+    reference = run.reference
+    t, x, y = (reference.axes[n] for n in ("t", "x", "y"))
+    grid_x, grid_y = np.meshgrid(x, y, indexing="ij")
+    for k, at in ((0, 0), (1, -1)):   # the run's prediction at t = 0 and at t = T
+        points = np.stack([np.full(grid_x.size, t[at]), grid_x.ravel(), grid_y.ravel()], axis=1)
+        predicted = run.predict(points)
+        for r in rows:
+            if r["window"] != k:
+                continue
+            exact = reference.fields[r["field"]][at]
+            error = np.linalg.norm(predicted[r["field"]].reshape(exact.shape) - exact) / np.linalg.norm(exact)
+            assert r["handover" if k == 0 else "total"] == pytest.approx(error, rel=1e-6)
+    for r in rows:
+        assert 0 < r["total"] <= r["local"] + r["inherited"] + 1e-12 and r["handover"] > 0
