@@ -33,6 +33,7 @@ import numpy as np
 
 from pinnrun import load_run
 from pinnrun import reference as references
+from pinnrun.pdes.base import Reference
 from pinnrun.reference.problems import get_problem
 from pinnrun.reference.problems2d import Periodic2DProblem, register_initial_condition_2d
 
@@ -43,14 +44,14 @@ def window_network(run, k: int):
 
 
 def fields_at(run, t: float, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """The network's fields and the PDE's derived ones on the grid x x y at time t."""
-    grid_x, grid_y = np.meshgrid(x, y, indexing="ij")
-    points = np.stack([np.full(grid_x.size, t), grid_x.ravel(), grid_y.ravel()], axis=1)
-    return {name: values.reshape(grid_x.shape) for name, values in run.predict(points).items()}
+    """The network's fields and the PDE's derived ones (run.predict gives both) on the grid x x y at time t."""
+    points = Reference({"t": np.array([t]), "x": x, "y": y}, {}).points()
+    return {name: values.reshape(len(x), len(y)) for name, values in run.predict(points).items()}
 
 
-def with_derived(pde, fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    fields = {name: fields[name] for name in pde.field_names}
+def exact_at(pde, data, k: int) -> dict[str, np.ndarray]:
+    """Snapshot k of a reference solve with the PDE's derived fields."""
+    fields = {name: data[name][k] for name in pde.field_names}
     return {**fields, **pde.derived(fields, np)}
 
 
@@ -84,7 +85,8 @@ def _window_rows(run, pde, edges, exact, grid, parameters, scratch) -> list[dict
         t0, t1 = float(edges[k]), float(edges[k + 1])
         network = window_network(run, k)
         start = fields_at(network, t0, x, y)
-        handed = with_derived(pde, {n: exact[n][k] for n in pde.field_names}) if previous is None else previous
+        exact_start, exact_end = exact_at(pde, exact, k), exact_at(pde, exact, k + 1)
+        handed = exact_start if previous is None else previous
         # The solver restarted from the window's own start, as a named initial condition (the name is
         # the cache key: unique per run and window, in a scratch cache).
         name = f"window {k} of {run.run_dir}"
@@ -97,11 +99,9 @@ def _window_rows(run, pde, edges, exact, grid, parameters, scratch) -> list[dict
 
         register_initial_condition_2d(name, initial)
         restarted = references.load(pde.name, scratch, progress=False, **parameters, T=t1 - t0, nt=2, nx=grid["nx"], ic=name)
-        solver_end = with_derived(pde, {n: restarted[n][-1] for n in pde.field_names})
-        end = with_derived(pde, fields_at(network, t1, x, y))
-        exact_end = with_derived(pde, {n: exact[n][k + 1] for n in pde.field_names})
-        exact_start = with_derived(pde, {n: exact[n][k] for n in pde.field_names})
-        handover = relative(with_derived(pde, start), handed, exact_start)
+        solver_end = exact_at(pde, restarted, -1)
+        end = fields_at(network, t1, x, y)
+        handover = relative(start, handed, exact_start)
         local, inherited, total = (relative(end, solver_end, exact_end), relative(solver_end, exact_end, exact_end),
                                    relative(end, exact_end, exact_end))
         for field in exact_end:

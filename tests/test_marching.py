@@ -211,10 +211,8 @@ def check_window_error_budget(run_dir, run):
     assert [(r["window"], r["field"]) for r in rows] == [(k, f) for k in (0, 1) for f in ("u", "v", "abs_A")]
     reference = run.reference
     t, x, y = (reference.axes[n] for n in ("t", "x", "y"))
-    grid_x, grid_y = np.meshgrid(x, y, indexing="ij")
     for k, at in ((0, 0), (1, -1)):   # the run's prediction at t = 0 and at t = T
-        points = np.stack([np.full(grid_x.size, t[at]), grid_x.ravel(), grid_y.ravel()], axis=1)
-        predicted = run.predict(points)
+        predicted = run.predict(Reference({"t": np.array([t[at]]), "x": x, "y": y}, {}).points())
         for r in rows:
             if r["window"] != k:
                 continue
