@@ -155,10 +155,18 @@ def build(cfg: Mapping[str, Any]) -> Components:
             raise ConfigError(f"arch.output_scale.{name} must be a positive number; got {factor!r}")
         output_scale[pde.field_names.index(name)] = float(factor)
 
+    background = None
+    if cfg["arch"].get("background", False):   # absent from the configs of runs made before it existed
+        if pde.background(jnp.zeros(pde.input_dim)) is None:
+            raise ConfigError(f"arch.background: {pde.name} states no background state to learn the departure from; use false")
+        if any(stage.pde != cfg["pde"] for stage in stages):
+            raise ConfigError("arch.background: not with stages that change the PDE (one network, one background); use false")
+        background = pde.background
+
     def model_for(dtype):
         return build_model(
             cfg["arch"], input_dim=pde.input_dim, output_dim=pde.output_dim, periodic_axes=pde.periodic_axes,
-            input_scale=input_scale, output_scale=output_scale, dtype=dtype,
+            input_scale=input_scale, output_scale=output_scale, background=background, dtype=dtype,
         )
 
     overrides = cfg["weighting"]["weights"]

@@ -142,6 +142,8 @@ def validate_arch(cfg: Mapping) -> None:
     check_int(cfg, "arch.width", 1)
     check_int(cfg, "arch.depth", 1)
     check_bool(cfg, "arch.periodic")
+    if "background" in cfg["arch"]:   # absent from the configs of runs made before it existed
+        check_bool(cfg, "arch.background")
     check_bool(cfg, "arch.pi_init")
     if _get(cfg, "arch.fourier") is not None:
         check_keys(cfg, "arch.fourier", ("scale", "dim"))

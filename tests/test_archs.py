@@ -440,3 +440,36 @@ def test_output_scale_multiplies_the_networks_outputs(name):
                                    jax.vmap(lambda q: plain.apply(reference, q))(pts) * jnp.array([1.0, 0.03, 1.0]), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="output_scale: factor for axis 0 must be > 0"):
         build_model(cfg(name), input_dim=2, output_dim=3, output_scale={0: 0.0})
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_background_is_added_to_the_scaled_network(name):
+    """background b(z): the model is b(z) + the (scaled) network, with the same params, and its
+    derivatives are b's plus the network's; PirateNet's output fit learns targets - b."""
+    from jax.experimental import jet
+
+    base = dict(FULL, rwf=None)
+
+    def background(z):
+        return jnp.stack([jnp.tanh(z[0]), 0.0 * z[0], jnp.exp(z[1])])
+
+    plain = build_model(cfg(name, **base), input_dim=2, output_dim=3, periodic_axes={1: 2.0}, output_scale={1: 0.03})
+    shifted = build_model(cfg(name, **base), input_dim=2, output_dim=3, periodic_axes={1: 2.0}, output_scale={1: 0.03},
+                          background=background)
+    params = plain.init(jax.random.key(4))
+    z = jnp.array([0.2, 0.7])
+    np.testing.assert_allclose(shifted.apply(params, z), plain.apply(params, z) + background(z), rtol=1e-6)
+    tangent = jnp.array([1.0, -0.5])
+    _, d_shifted = jet.jet(lambda q: shifted.apply(params, q), (z,), ((tangent, jnp.zeros(2)),))
+    _, d_plain = jet.jet(lambda q: plain.apply(params, q), (z,), ((tangent, jnp.zeros(2)),))
+    _, d_background = jet.jet(background, (z,), ((tangent, jnp.zeros(2)),))
+    for a, b, c in zip(d_shifted, d_plain, d_background):
+        np.testing.assert_allclose(a, b + c, rtol=1e-5, atol=1e-6)
+    assert (shifted.fit_output is None) == (name != "pirate")
+    if name == "pirate":
+        pts = jax.random.uniform(jax.random.key(5), (64, 2))
+        targets = jnp.stack([jnp.sin(pts[:, 1]), 0.01 * jnp.cos(pts[:, 1]), pts[:, 0]], axis=-1)
+        fitted = shifted.fit_output(params, pts, targets)
+        reference = plain.fit_output(params, pts, targets - jax.vmap(background)(pts))
+        np.testing.assert_allclose(jax.vmap(lambda q: shifted.apply(fitted, q))(pts),
+                                   jax.vmap(lambda q: plain.apply(reference, q) + background(q))(pts), rtol=1e-5, atol=1e-6)

@@ -188,6 +188,8 @@ def test_input_scale_is_checked_against_the_pdes_inputs_before_compiling(overrid
         (["arch.output_scale={T: 2.0}"], "arch.output_scale.T: not a field of kovasznay; fields: u, v, p"),
         (["arch.output_scale={u: 0.0}"], "arch.output_scale.u"),
         (["arch.output_scale=3"], "arch.output_scale: must be null or a mapping"),
+        (["arch.background=true"], "arch.background: kovasznay states no background state to learn the departure from; use false"),
+        (["arch.background=1"], "arch.background must be true or false"),
     ],
 )
 def test_output_scale_is_checked_against_the_pdes_fields_before_compiling(overrides, needle):

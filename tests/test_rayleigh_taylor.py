@@ -64,6 +64,29 @@ def test_the_conduction_state_has_zero_residuals_and_meets_the_walls(pde):
     np.testing.assert_allclose(zero, np.where(np.asarray(walls[:, 2]) < 1, -pde.t_wall, pde.t_wall), rtol=1e-6)
 
 
+def test_the_background_is_the_unperturbed_state_in_hydrostatic_balance(pde):
+    """RayleighTaylor.background (arch.background): u = v = 0, T_b = -tanh((y - 1) / delta) (the
+    reference's base profile) and p_b with dp_b/dy = a2 T_b. The momentum and continuity residuals
+    vanish, the energy residual is T's diffusion only, -a4 T_b'' = -a4 (2 / delta^2) tanh sech^2 (s),
+    and the walls are met exactly."""
+    from pinnrun.reference.rayleigh_taylor import base_profile
+
+    delta = pde.delta
+    z = pde.sample_interior(jax.random.PRNGKey(2), 64)
+    values = np.asarray(jax.vmap(pde.background)(z))
+    np.testing.assert_allclose(values[:, :2], 0.0)
+    np.testing.assert_allclose(values[:, 3], base_profile(np.asarray(z[:, 2]), delta), atol=1e-6)
+    res = residuals(pde, "interior", pde.background, z)
+    for name in ("ru", "rv", "rc"):
+        np.testing.assert_allclose(res[name], 0.0, atol=2e-5, err_msg=name)
+    s = (np.asarray(z[:, 2], np.float64) - 1.0) / delta
+    diffusion = -pde.a4 * (2.0 / delta**2) * np.tanh(s) / np.cosh(s) ** 2
+    np.testing.assert_allclose(res["rT"], diffusion, atol=2e-5 * np.abs(diffusion).max())
+    walls = point_set(pde, "wall").sample(jax.random.PRNGKey(1), 64)
+    for name, r in residuals(pde, "wall", pde.background, walls).items():
+        np.testing.assert_allclose(r, 0.0, atol=1e-6, err_msg=name)
+
+
 def test_a_diffusing_layer_carried_by_a_uniform_flow_is_an_exact_solution(pde):
     # u = U, v = 0, T = e^{-a4 k^2 t} cos(k y), p = a2 e^{-a4 k^2 t} sin(k y) / k: every residual is zero
     # (the energy equation's diffusion uses a4, the pressure balances the buoyancy a2 T).
@@ -167,6 +190,10 @@ def test_the_recipe_and_the_quick_budget():
     assert quick["train"]["time_windows"] == 1 and quick_pde.t_max == pytest.approx(pde.t_max / train["time_windows"])
     assert rt.get_rayleigh_taylor(**quick_pde.reference_parameters(), **quick_pde.reference_grid()).key_data() == \
         rt.get_rayleigh_taylor(**rt.QUICK).key_data()
+    # the recipe learns the whole fields, as the paper; the quick budget the departure from the
+    # unperturbed state, each field scaled to the departure's size
+    assert not recipe["arch"]["background"] and recipe["arch"]["output_scale"] is None
+    assert quick["arch"]["background"] and quick["arch"]["output_scale"] == {"u": 1e-3, "v": 1e-3, "p": 1e-3, "T": 1e-2}
     for budget in (recipe, quick):
         length = budget["pde"]["t_max"] / budget["train"]["time_windows"]
         assert budget["arch"]["input_scale"]["t"] * length == pytest.approx(1.0)

@@ -16,15 +16,18 @@ cfg keys (plain mapping) and defaults:
   output_scale (build_model argument) output index -> factor: the model returns factor * the network's
               output, so that fields of very different magnitudes (a velocity of 1e-2 beside a
               buoyancy of 1) are all O(1) for the network
+  background  (build_model argument) None | z -> [output_dim]: the model returns background(z) + the
+              (scaled) network's output, so that the network learns the departure from a known state
   rwf         None | {"mean": float (1.0), "std": float (0.1)} (default None)
   pi_init     bool, pirate only (read by the trainer)        (default False)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from .embeddings import Embedding, check_axis_values, check_periodic_axes, parse_fourier
@@ -53,13 +56,32 @@ def build_model(
     periodic_axes: Mapping[int, float] | None = None,
     input_scale: Mapping[int, float] | None = None,
     output_scale: Mapping[int, float] | None = None,
+    background: Callable[[jax.Array], jax.Array] | None = None,
     dtype=jnp.float32,
 ) -> Model:
     """Build a single-point ``Model`` from a model config mapping (see module docstring)."""
     model = _build_network(cfg, input_dim=input_dim, output_dim=output_dim, periodic_axes=periodic_axes,
                            input_scale=input_scale, dtype=dtype)
     factors = check_axis_values("output_scale", "factor", output_scale, int(output_dim))
-    return scale_outputs(model, factors, int(output_dim), dtype) if factors else model
+    if factors:
+        model = scale_outputs(model, factors, int(output_dim), dtype)
+    return add_background(model, background) if background is not None else model
+
+
+def add_background(model: Model, background: Callable[[jax.Array], jax.Array]) -> Model:
+    """``model`` plus a fixed field: apply(params, z) = background(z) + model.apply(params, z); the
+    physics-informed output fit takes the background off its targets."""
+
+    def apply(params, z):
+        out = model.apply(params, z)
+        return out + background(z).astype(out.dtype)
+
+    fit_output = None
+    if model.fit_output is not None:
+        def fit_output(params, points, targets):
+            return model.fit_output(params, points, targets - jax.vmap(background)(points).astype(targets.dtype))
+
+    return Model(model.init, apply, fit_output)
 
 
 def scale_outputs(model: Model, factors: Mapping[int, float], output_dim: int, dtype) -> Model:

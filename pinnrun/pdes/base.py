@@ -201,6 +201,13 @@ class PDE:
         jax.eval_shape(trace, jnp.zeros(self.input_dim))
         return self.field_names + tuple(names)
 
+    def background(self, z: Array) -> Array | None:
+        """A known state the network may learn its departure from (``arch.background: true``: the model
+        returns background(z) + the network's output, at one point z [input_dim] -> [output_dim]);
+        None where the problem states none. Built from jax primitives that jet differentiates (exp,
+        log, tanh, ...), since the residuals take its derivatives too."""
+        return None
+
     def profiles(self) -> tuple[Profile, ...]:
         """Lines on which each curriculum stage's network is plotted against the reference
         (``stages/<name>_profiles.png``); none by default."""
