@@ -94,8 +94,12 @@ class RayleighTaylor(Evolution):
         then learns the perturbation and its growth, 1e-3 to 1e-2 in size, instead of an O(1) profile."""
         s = (z[2] - 1.0) / self.delta
         temperature = -jnp.tanh(s)
-        # log cosh from exp and log, which jet differentiates (logaddexp is a custom_jvp it lacks)
-        pressure = -self.a2 * self.delta * jnp.log(0.5 * (jnp.exp(s) + jnp.exp(-s)))
+        # log cosh s = |s| + log(1 + exp(-2 |s|)) - log 2: no overflow at the walls (|s| = 1 / delta,
+        # up to 100), from primitives jet differentiates (logaddexp is a custom_jvp it lacks); |s| as
+        # where(s > 0, s, -s), whose branches are smooth, so the derivatives are right at s = 0 too.
+        magnitude = jnp.where(s > 0, s, -s)
+        log_cosh = magnitude + jnp.log1p(jnp.exp(-2.0 * magnitude)) - jnp.log(2.0)
+        pressure = -self.a2 * self.delta * log_cosh
         zero = jnp.zeros_like(s)
         return jnp.stack([zero, zero, pressure, temperature])
 
