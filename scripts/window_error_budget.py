@@ -80,12 +80,13 @@ def error_budget(run_dir) -> list[dict]:
 
 def _window_rows(run, pde, edges, exact, grid, parameters, scratch) -> list[dict]:
     x, y = exact["x"], exact["y"]
+    snapshots = [exact_at(pde, exact, k) for k in range(len(edges))]   # the reference at every edge
     rows, previous = [], None
     for k in range(len(edges) - 1):
         t0, t1 = float(edges[k]), float(edges[k + 1])
         network = window_network(run, k)
         start = fields_at(network, t0, x, y)
-        exact_start, exact_end = exact_at(pde, exact, k), exact_at(pde, exact, k + 1)
+        exact_start, exact_end = snapshots[k], snapshots[k + 1]
         handed = exact_start if previous is None else previous
         # The solver restarted from the window's own start, as a named initial condition (the name is
         # the cache key: unique per run and window, in a scratch cache).
